@@ -1,0 +1,44 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import FastAPI
+
+from postroom import __version__
+from postroom.api.openapi import install_openapi
+from postroom.api.problems import install_problem_handlers
+from postroom.api.routes import catalogue, documents, health
+from postroom.runtime import Runtime, runtime
+
+DESCRIPTION = """\
+Render invoices, credit notes, dunning letters and statements from templates and deliver them to
+print, e-mail, e-letter and archive. Errors are RFC 9457 problem details; authenticate with
+`Authorization: Bearer <API key>`.
+"""
+
+
+def create_app(rt: Runtime | None = None) -> FastAPI:
+    """The API over ``rt`` (this process's runtime by default), enqueuing into Dramatiq."""
+    from postroom.jobs import actors  # installs the Redis broker before anything is enqueued
+
+    app = FastAPI(title="postroom", version=__version__, description=DESCRIPTION)
+    app.state.runtime = rt or runtime()
+
+    def enqueue_render(document_id: uuid.UUID) -> None:
+        actors.render_document.send(str(document_id))
+
+    def ping_broker() -> None:
+        client = getattr(actors.broker, "client", None)
+        if client is None:
+            raise RuntimeError("no Redis broker configured (POSTROOM_REDIS_URL)")
+        client.ping()
+
+    app.state.enqueue_render = enqueue_render
+    app.state.ping_broker = ping_broker
+    install_problem_handlers(app)
+    for module in (documents, catalogue, health):
+        app.include_router(module.router)
+    install_openapi(app)
+    return app

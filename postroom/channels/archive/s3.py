@@ -1,0 +1,149 @@
+"""Archive in S3 (or any S3-compatible store) with Object Lock in COMPLIANCE mode."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from postroom.channels.archive.store import ArchiveConflict, ArchivedObject
+from postroom.channels.base import ChannelUnavailable, DeliveryDeferred, DeliveryRejected
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+def s3_client(endpoint_url: str | None, region: str) -> S3Client:
+    """A boto3 S3 client with bounded timeouts and retries."""
+    config = Config(
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"max_attempts": 3, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    client: S3Client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return client
+
+
+class S3ArchiveStore:
+    """Objects below ``s3://bucket/prefix``; every object locked until its retention date."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "", *, require_lock: bool = True) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.require_lock = require_lock
+        self._lock_enabled: bool | None = None
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def location(self, key: str) -> str:
+        """``s3://`` URL of the object."""
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _bucket_locks(self) -> bool:
+        if self._lock_enabled is None:
+            try:
+                config = self.client.get_object_lock_configuration(Bucket=self.bucket)
+                enabled = config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ObjectLockConfigurationNotFoundError":
+                    raise
+                enabled = False
+            if not enabled and self.require_lock:
+                raise ChannelUnavailable(
+                    f"bucket {self.bucket} has no Object Lock; create it with Object Lock enabled "
+                    "or set POSTROOM_ARCHIVE_REQUIRE_OBJECT_LOCK=false"
+                )
+            self._lock_enabled = enabled
+        return self._lock_enabled
+
+    def put(
+        self, key: str, data: bytes, sha256: str, metadata: Mapping[str, str], retain_until: datetime
+    ) -> ArchivedObject:
+        """Upload once with a SHA-256 checksum the server verifies; identical repeats are accepted."""
+        try:
+            existing = self.head(key)
+            if existing is not None:
+                if existing.sha256 != sha256:
+                    raise ArchiveConflict(f"archive key {key} already holds different content")
+                return existing
+            lock: dict[str, object] = {}
+            if self._bucket_locks():
+                lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentType="application/pdf",
+                ChecksumAlgorithm="SHA256",  # Object Lock uploads must carry an integrity checksum
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+                Metadata={**metadata, "sha256": sha256},
+                **lock,  # type: ignore[arg-type]
+            )
+            stored = self.head(key)
+        except ClientError as error:
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+        if stored is None:
+            raise DeliveryDeferred(f"archive key {key} not visible after upload")
+        return stored
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes."""
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return data
+        except ClientError as error:
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+
+    def head(self, key: str) -> ArchivedObject | None:
+        """The object's checksum, lock and metadata as S3 reports them."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return None
+            raise
+        metadata = head.get("Metadata", {})
+        checksum = head.get("ChecksumSHA256")
+        sha256 = base64.b64decode(checksum).hex() if checksum else metadata.get("sha256", "")
+        return ArchivedObject(
+            key=key,
+            sha256=sha256,
+            size=head["ContentLength"],
+            retain_until=head.get("ObjectLockRetainUntilDate"),
+            lock_mode=head.get("ObjectLockMode"),
+            metadata=metadata,
+        )
+
+    def check(self) -> None:
+        """The bucket exists, is reachable and (unless waived) has Object Lock."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            self._lock_enabled = None
+            self._bucket_locks()
+        except (ClientError, BotoCoreError) as error:
+            raise ChannelUnavailable(
+                f"archive bucket {self.bucket} unavailable ({type(error).__name__})"
+            ) from None
+
+
+def _classify(error: ClientError) -> DeliveryRejected | DeliveryDeferred:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = error.response.get("Error", {}).get("Code", "unknown")
+    if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
+        return DeliveryDeferred(f"archive store answered {status} {code}")
+    return DeliveryRejected(f"archive store refused the object: {status} {code}")

@@ -1,0 +1,152 @@
+"""The ``postroom`` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from postroom.settings import PROJECT_ROOT, get_settings
+
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    sys.exit(2)
+
+
+def _settings_or_exit() -> Any:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        _fail(f"invalid configuration:\n{error}")
+
+
+@click.group()
+@click.version_option(package_name="postroom")
+def main() -> None:
+    """postroom: render documents and deliver them to print, e-mail, e-letter and archive."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from postroom.log import configure_logging
+
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        _fail("POSTROOM_REDIS_URL is not set; the API enqueues into Redis (or run 'postroom demo')")
+    if not settings.api_keys:
+        _fail("POSTROOM_API_KEYS is not set; without keys every request would be refused")
+    configure_logging(settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        "postroom.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@main.command()
+@click.option("--processes", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+def worker(processes: int, threads: int) -> None:
+    """Run Dramatiq workers for every postroom queue."""
+    from postroom.jobs.broker import QUEUES
+
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        _fail("POSTROOM_REDIS_URL is not set; workers consume from Redis (or run 'postroom demo')")
+    args = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "postroom.jobs.worker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--queues",
+        *QUEUES,
+    ]
+    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with Dramatiq's supervisor
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema to the newest migration."""
+    from postroom.core.migrate import upgrade
+
+    settings = _settings_or_exit()
+    upgrade(settings.database_url)
+    console.print("database migrated")
+
+
+@main.command()
+@click.argument("document_type")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--engine", default=None, help="engine to use when the template exists for several")
+@click.option(
+    "--variant", default="email", show_default=True, type=click.Choice(["print", "email", "archive"])
+)
+def render(document_type: str, data: Path, output: Path, engine: str | None, variant: str) -> None:
+    """Render DATA (a POST /v1/documents body) as DOCUMENT_TYPE into a PDF, without delivering it."""
+    from postroom.documents.catalogue import UnknownDocumentType
+    from postroom.documents.catalogue import document_type as lookup
+    from postroom.renderer.engine import TemplateError
+    from postroom.renderer.service import Renderer
+
+    settings = _settings_or_exit()
+    body = json.loads(data.read_text(encoding="utf-8"))
+    if body.get("type", document_type) != document_type:
+        _fail(f"{data} is a {body['type']!r} request, not {document_type!r}")
+    try:
+        doc_type = lookup(document_type)
+        request = doc_type.parse({**body, "type": document_type})
+        renderer = Renderer.for_folder(settings.templates_dir)
+        timestamp = datetime.combine(request.data.issue_date, time(12), tzinfo=UTC)
+        rendering = renderer.render(doc_type, request, [variant], timestamp=timestamp, engine=engine)  # type: ignore[list-item]
+    except UnknownDocumentType as error:
+        _fail(str(error))
+    except ValidationError as error:
+        _fail(f"{data} is not a valid {document_type} request:\n{error}")
+    except TemplateError as error:
+        _fail(error.detail)
+    pdf = next(iter(rendering.pdfs.values()))
+    output.write_bytes(pdf.data)
+    digest = hashlib.sha256(pdf.data).hexdigest()
+    console.print(f"wrote {output} ({pdf.pages} page(s), {len(pdf.data)} bytes, sha256 {digest[:16]}…)")
+
+
+@main.command()
+@click.option(
+    "--examples",
+    default=PROJECT_ROOT / "examples",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+def demo(examples: Path) -> None:
+    """Start the real topology on embedded defaults, submit the examples, summarise, stop."""
+    from postroom.embedded.demo import run_demo
+
+    _settings_or_exit()
+    # Paths and notes are long: never wrap or truncate them, whatever the terminal's width.
+    sys.exit(run_demo(examples, Console(soft_wrap=True, highlight=False)))

@@ -1,0 +1,314 @@
+"""State changes of documents and deliveries.
+
+Every function takes an open :class:`~sqlalchemy.orm.Session` inside a transaction
+and is safe to repeat: jobs are delivered at least once, so each step checks where
+the row stands before it moves it forward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from postroom.core.models import Base, Delivery, Document, RenderedVariant, TemplateRelease, utcnow
+from postroom.core.states import (
+    FINAL_DELIVERY_STATES,
+    DeliveryStatus,
+    DocumentStatus,
+    check_delivery_transition,
+    check_document_transition,
+)
+from postroom.documents.request import DocumentRequest
+from postroom.errors import PermanentError, TransientError
+
+Row = TypeVar("Row", bound=Base)
+
+
+class IdempotencyConflict(Exception):
+    """An ``Idempotency-Key`` was reused with a different request body."""
+
+
+class DeliveryBusy(TransientError):
+    """Another worker holds the delivery's lease; try again after it expires."""
+
+    code = "delivery_busy"
+
+
+class TemplateChanged(PermanentError):
+    """A template's content changed without a new version number."""
+
+    code = "template_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The outcome of a submit: the document and whether this call created it."""
+
+    document: Document
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUse:
+    """Which template rendered a document."""
+
+    template_id: str
+    version: int
+    engine: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRecord:
+    """Fingerprint of one rendered PDF."""
+
+    variant: str
+    sha256: str
+    size_bytes: int
+    pages: int
+
+
+def request_fingerprint(request: DocumentRequest) -> str:
+    """SHA-256 of the request in canonical JSON, so formatting differences do not matter."""
+    canonical = json.dumps(
+        request.model_dump(mode="json", exclude_none=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_document(
+    session: Session, request: DocumentRequest, *, api_key_id: str, idempotency_key: str | None
+) -> Submission:
+    """Record a new document in ``queued``, or return the one this idempotency key created.
+
+    Raises :class:`IdempotencyConflict` when the key was used for a different body.
+    """
+    fingerprint = request_fingerprint(request)
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(session, api_key_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+    document = Document(
+        id=uuid.uuid4(),
+        type=request.type,
+        number=request.number,
+        issue_date=request.data.issue_date,
+        locale=request.locale,
+        status=DocumentStatus.QUEUED,
+        channels=list(request.channels),
+        requested_template=request.template,
+        payload={
+            "recipient": request.recipient.model_dump(mode="json", exclude_none=True),
+            "data": request.data.model_dump(mode="json", exclude_none=True),
+        },
+        callback_url=str(request.callback_url) if request.callback_url else None,
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+        request_sha256=fingerprint,
+    )
+    try:
+        with session.begin_nested():
+            session.add(document)
+    except IntegrityError:
+        # Another request with the same key won the race; answer as it did.
+        existing = _by_idempotency_key(session, api_key_id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    return Submission(document=document, created=True)
+
+
+def _by_idempotency_key(session: Session, api_key_id: str, key: str) -> Document | None:
+    return session.scalar(
+        select(Document).where(Document.api_key_id == api_key_id, Document.idempotency_key == key)
+    )
+
+
+def _replay(existing: Document, fingerprint: str) -> Submission:
+    if existing.request_sha256 != fingerprint:
+        raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
+    return Submission(document=existing, created=False)
+
+
+def locked(session: Session, model: type[Row], row_id: uuid.UUID) -> Row | None:
+    """Load a row with ``SELECT … FOR UPDATE`` (a no-op on SQLite, which serialises writers)."""
+    return session.get(model, row_id, with_for_update=True, populate_existing=True)
+
+
+def move_document(document: Document, target: DocumentStatus) -> None:
+    """Advance a document's status, refusing backward moves."""
+    check_document_transition(document.status, target)
+    document.status = target
+    if target is DocumentStatus.DELIVERED:
+        document.delivered_at = utcnow()
+
+
+def move_delivery(delivery: Delivery, target: DeliveryStatus) -> None:
+    """Advance a delivery's status, refusing backward moves."""
+    check_delivery_transition(delivery.status, target)
+    delivery.status = target
+    if target is DeliveryStatus.SENT:
+        delivery.sent_at = utcnow()
+    elif target is DeliveryStatus.CONFIRMED:
+        delivery.confirmed_at = utcnow()
+
+
+def claim_for_rendering(session: Session, document_id: uuid.UUID) -> Document | None:
+    """Move a queued document to ``rendering``; ``None`` when it is gone or already failed.
+
+    A document left in ``rendering`` by a worker that died is claimed again.
+    """
+    document = locked(session, Document, document_id)
+    if document is None:
+        return None
+    if document.status is DocumentStatus.QUEUED:
+        move_document(document, DocumentStatus.RENDERING)
+    return document
+
+
+def record_template_use(session: Session, use: TemplateUse) -> None:
+    """Remember the content hash of a template version; refuse it if it has changed since."""
+    release = session.get(TemplateRelease, (use.template_id, use.version))
+    if release is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    TemplateRelease(
+                        template_id=use.template_id, version=use.version, engine=use.engine, sha256=use.sha256
+                    )
+                )
+            return
+        except IntegrityError:
+            release = session.get(TemplateRelease, (use.template_id, use.version), populate_existing=True)
+            assert release is not None
+    if release.sha256 != use.sha256:
+        raise TemplateChanged(
+            f"template {use.template_id} version {use.version} differs from the content first used; "
+            "a changed template needs a new version"
+        )
+
+
+def record_rendering(
+    session: Session,
+    document: Document,
+    use: TemplateUse,
+    variants: Iterable[VariantRecord],
+    channel_variants: dict[str, str],
+) -> list[Delivery]:
+    """Store what was rendered, open one delivery per channel and move to ``delivering``."""
+    record_template_use(session, use)
+    document.template_id = use.template_id
+    document.template_version = use.version
+    document.template_sha256 = use.sha256
+    document.engine = use.engine
+    document.rendered_at = utcnow()
+    for record in variants:
+        document.variants.append(
+            RenderedVariant(
+                variant=record.variant, sha256=record.sha256, size_bytes=record.size_bytes, pages=record.pages
+            )
+        )
+    for channel in document.channels:
+        document.deliveries.append(
+            Delivery(
+                id=uuid.uuid4(),
+                channel=channel,
+                variant=channel_variants[channel],
+                status=DeliveryStatus.PENDING,
+            )
+        )
+    move_document(document, DocumentStatus.RENDERED)
+    move_document(document, DocumentStatus.DELIVERING)
+    return list(document.deliveries)
+
+
+def fail_document(session: Session, document_id: uuid.UUID, code: str, detail: str) -> None:
+    """Mark a document failed unless it already reached a final state."""
+    document = locked(session, Document, document_id)
+    if document is None or document.status in (DocumentStatus.DELIVERED, DocumentStatus.FAILED):
+        return
+    document.error_code, document.error_detail = code, detail
+    move_document(document, DocumentStatus.FAILED)
+
+
+def claim_for_sending(session: Session, delivery_id: uuid.UUID, lease: timedelta) -> Delivery | None:
+    """Take a delivery for one attempt: ``sending``, attempt counted, leased for ``lease``.
+
+    Returns ``None`` when there is nothing to send: the delivery is unknown, already
+    sent (awaiting confirmation) or final. A delivery in ``sending`` whose lease ran
+    out belonged to a worker that failed or died and is attempted again; one whose
+    lease still runs is being sent right now, which raises :class:`DeliveryBusy`.
+    """
+    delivery = locked(session, Delivery, delivery_id)
+    if delivery is None or delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+        return None
+    now = utcnow()
+    if delivery.lease_expires_at is not None and delivery.lease_expires_at > now:
+        raise DeliveryBusy(f"delivery {delivery_id} is being sent by another worker")
+    if delivery.status is DeliveryStatus.PENDING:
+        move_delivery(delivery, DeliveryStatus.SENDING)
+    delivery.attempts += 1
+    delivery.lease_expires_at = now + lease
+    return delivery
+
+
+def record_handoff(
+    session: Session, delivery_id: uuid.UUID, external_ref: str, *, confirmed: bool
+) -> Delivery:
+    """Record a successful hand-off (``sent``), confirmed at once where the channel says so."""
+    delivery = locked(session, Delivery, delivery_id)
+    assert delivery is not None
+    delivery.lease_expires_at = None
+    if delivery.status is DeliveryStatus.SENDING:
+        delivery.external_ref = external_ref
+        delivery.error_code = delivery.error_detail = None
+        move_delivery(delivery, DeliveryStatus.SENT)
+    if confirmed and delivery.status is DeliveryStatus.SENT:
+        move_delivery(delivery, DeliveryStatus.CONFIRMED)
+        settle_document(session, delivery.document_id)
+    return delivery
+
+
+def note_delivery_error(session: Session, delivery_id: uuid.UUID, code: str, detail: str) -> None:
+    """Keep the last transient error on the delivery and release its lease for the retry."""
+    delivery = locked(session, Delivery, delivery_id)
+    if delivery is not None and delivery.status not in FINAL_DELIVERY_STATES:
+        delivery.error_code, delivery.error_detail = code, detail
+        delivery.lease_expires_at = None
+
+
+def fail_delivery(session: Session, delivery_id: uuid.UUID, code: str, detail: str) -> None:
+    """Give a delivery up; its document fails with it."""
+    delivery = locked(session, Delivery, delivery_id)
+    if delivery is None or delivery.status in FINAL_DELIVERY_STATES:
+        return
+    delivery.error_code, delivery.error_detail = code, detail
+    delivery.lease_expires_at = None
+    move_delivery(delivery, DeliveryStatus.FAILED)
+    fail_document(session, delivery.document_id, f"delivery_{delivery.channel}_failed", detail)
+
+
+def settle_document(session: Session, document_id: uuid.UUID) -> None:
+    """Move a document to ``delivered`` once every delivery is confirmed.
+
+    The document row is locked first so that two deliveries confirming at the same
+    moment cannot both miss each other's confirmation.
+    """
+    document = locked(session, Document, document_id)
+    if document is None or document.status is not DocumentStatus.DELIVERING:
+        return
+    session.refresh(document, attribute_names=["deliveries"])
+    if document.deliveries and all(d.status is DeliveryStatus.CONFIRMED for d in document.deliveries):
+        move_document(document, DocumentStatus.DELIVERED)

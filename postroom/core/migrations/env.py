@@ -1,0 +1,27 @@
+"""Alembic environment: online migrations against the configured URL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from postroom.core.db import make_engine
+from postroom.core.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("no database URL given to the migrations")
+
+engine = make_engine(url)
+try:
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+finally:
+    engine.dispose()

@@ -1,0 +1,168 @@
+"""SQLAlchemy models of the hub's own state: documents, their rendered variants and deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from postroom.core.states import DeliveryStatus, DocumentStatus
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite returns naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use postroom.core.models.utcnow()")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _status(enum: type[StrEnum]) -> Enum:
+    return Enum(
+        enum,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base of postroom's tables."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class Document(Base):
+    """One requested document, from acceptance to confirmed hand-off.
+
+    ``payload`` holds the request's recipient and data, i.e. personal data; it is
+    kept only while the document is in processing.
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_documents_idempotency"),
+        Index("ix_documents_status", "status"),
+        Index("ix_documents_type_number", "type", "number"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    type: Mapped[str] = mapped_column(String(40))
+    number: Mapped[str] = mapped_column(String(35))
+    issue_date: Mapped[date]
+    locale: Mapped[str] = mapped_column(String(8))
+    status: Mapped[DocumentStatus] = mapped_column(_status(DocumentStatus), default=DocumentStatus.QUEUED)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    requested_template: Mapped[str | None] = mapped_column(String(64))
+    template_id: Mapped[str | None] = mapped_column(String(64))
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    template_sha256: Mapped[str | None] = mapped_column(String(64))
+    engine: Mapped[str | None] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    api_key_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    rendered_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    variants: Mapped[list[RenderedVariant]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="RenderedVariant.variant"
+    )
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="Delivery.channel"
+    )
+
+    def variant(self, name: str) -> RenderedVariant | None:
+        """The rendered variant ``name``, if rendered."""
+        return next((variant for variant in self.variants if variant.variant == name), None)
+
+
+class RenderedVariant(Base):
+    """One rendered PDF of a document (print, email or archive), identified by its SHA-256."""
+
+    __tablename__ = "rendered_variants"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    pages: Mapped[int]
+    rendered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    document: Mapped[Document] = relationship(back_populates="variants")
+
+
+class Delivery(Base):
+    """The hand-off of one document to one channel; idempotent by its id."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("document_id", "channel", name="uq_deliveries_document_channel"),
+        Index("ix_deliveries_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    variant: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryStatus] = mapped_column(_status(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    external_ref: Mapped[str | None] = mapped_column(String(500))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    lease_expires_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+
+    document: Mapped[Document] = relationship(back_populates="deliveries")
+
+
+class TemplateRelease(Base):
+    """A template version as first used by a document; its content may never change afterwards."""
+
+    __tablename__ = "template_releases"
+
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    engine: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    first_used_at: Mapped[datetime] = mapped_column(default=utcnow)

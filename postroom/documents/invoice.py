@@ -1,0 +1,148 @@
+"""Invoice (Rechnung): request schema with the §14(4) UStG rules, and its template context."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from postroom.documents.fields import (
+    CurrencyCode,
+    DocumentNumber,
+    IsoDate,
+    LongText,
+    Quantity,
+    TaxRate,
+    Text,
+    UnitPrice,
+)
+from postroom.documents.formatting import Formatter
+from postroom.documents.letter import recipient_context, seller_context
+from postroom.documents.parties import Seller, StrictModel
+from postroom.documents.request import DocumentData, DocumentRequest
+from postroom.money import LineItem, Totals, compute_totals
+
+
+class InvoiceLine(StrictModel):
+    """One invoice line: kind of service, quantity, unit price and VAT rate."""
+
+    description: Text
+    quantity: Quantity
+    unit: str = Field(default="C62", pattern=r"^[A-Z0-9]{1,3}$", description="UN/ECE Rec. 20 unit code")
+    unit_price: UnitPrice
+    tax_rate: TaxRate
+
+    def item(self) -> LineItem:
+        """The arithmetic part of this line."""
+        return LineItem(quantity=self.quantity, unit_price=self.unit_price, tax_rate=self.tax_rate)
+
+
+class InvoiceData(DocumentData):
+    """The invoice itself. Totals are never given: postroom computes them."""
+
+    number: DocumentNumber
+    issue_date: IsoDate
+    delivery_date: IsoDate | None = Field(
+        default=None, description="Date of supply (§14(4) Nr. 6 UStG); the issue date when omitted."
+    )
+    due_date: IsoDate | None = None
+    currency: CurrencyCode = "EUR"
+    seller: Seller
+    order_reference: str | None = Field(default=None, max_length=100)
+    buyer_reference: str | None = Field(
+        default=None, max_length=100, description="Buyer reference BT-10, e.g. the Leitweg-ID for XRechnung."
+    )
+    lines: list[InvoiceLine] = Field(min_length=1, max_length=2000)
+    payment_terms: LongText | None = None
+    default_notice: bool = Field(
+        default=False,
+        description="Print the §286(3) BGB notice: default 30 days after due date and receipt.",
+    )
+    note: LongText | None = None
+    tax_exemption_reason: Text | None = Field(
+        default=None, description="Why lines at 0 % carry no VAT (required when such lines exist)."
+    )
+
+    @model_validator(mode="after")
+    def _statutory_content(self) -> InvoiceData:
+        if self.seller.vat_id is None and self.seller.tax_number is None:
+            raise ValueError(
+                "seller.vat_id or seller.tax_number is required on an invoice (§14(4) Nr. 2 UStG)"
+            )
+        if self.due_date is not None and self.due_date < self.issue_date:
+            raise ValueError("due_date must not be before issue_date")
+        if any(line.tax_rate == 0 for line in self.lines) and self.tax_exemption_reason is None:
+            raise ValueError("lines at 0 % VAT need tax_exemption_reason (§14(4) Nr. 8 UStG)")
+        if self.totals().net <= 0:
+            raise ValueError("an invoice total must be positive; a negative amount is a credit_note")
+        return self
+
+    @property
+    def supply_date(self) -> date:
+        """The date of supply printed on the invoice."""
+        return self.delivery_date or self.issue_date
+
+    def totals(self) -> Totals:
+        """Line totals, net and tax per rate, and gross, computed from the lines."""
+        return compute_totals(line.item() for line in self.lines)
+
+
+class InvoiceRequest(DocumentRequest):
+    """``POST /v1/documents`` body for ``type: invoice``."""
+
+    type: Literal["invoice"]
+    data: InvoiceData
+
+    @model_validator(mode="after")
+    def _recipient_address(self) -> InvoiceRequest:
+        if not self.recipient.is_complete:
+            raise ValueError(
+                "an invoice needs the recipient's full address: "
+                "recipient.street, postcode and city (§14(4) Nr. 1 UStG)"
+            )
+        return self
+
+
+def invoice_context(request: InvoiceRequest) -> dict[str, Any]:
+    """Everything the invoice template prints, formatted for the request's locale."""
+    data = request.data
+    fmt = Formatter(request.locale, data.currency)
+    totals = data.totals()
+    return {
+        "lang": request.locale,
+        "seller": seller_context(data.seller, fmt),
+        "recipient": recipient_context(request.recipient, data.seller, fmt),
+        "number": data.number,
+        "issue_date": fmt.date(data.issue_date),
+        "delivery_date": fmt.date(data.supply_date),
+        "due_date": fmt.date(data.due_date) if data.due_date else None,
+        "order_reference": data.order_reference,
+        "buyer_reference": data.buyer_reference,
+        "lines": [
+            {
+                "position": str(index),
+                "description": line.description,
+                "quantity": fmt.quantity(line.quantity),
+                "unit": fmt.unit(line.unit),
+                "unit_price": fmt.unit_price(line.unit_price),
+                "tax_rate": fmt.percent(line.tax_rate),
+                "total": fmt.amount(total),
+            }
+            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
+        ],
+        "taxes": [
+            {"rate": fmt.percent(group.rate), "net": fmt.money(group.net), "tax": fmt.money(group.tax)}
+            for group in totals.tax_groups
+        ],
+        "totals": {
+            "net": fmt.money(totals.net),
+            "tax": fmt.money(totals.tax),
+            "gross": fmt.money(totals.gross),
+        },
+        "currency": data.currency,
+        "payment_terms": data.payment_terms,
+        "default_notice": data.default_notice,
+        "note": data.note,
+        "tax_exemption_reason": data.tax_exemption_reason,
+    }

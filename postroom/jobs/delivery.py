@@ -1,0 +1,81 @@
+"""The deliver step: hand one rendered variant to one channel and record the receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import timedelta
+
+from postroom.channels.base import Handoff
+from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
+from postroom.documents.catalogue import document_type
+from postroom.errors import PermanentError, safe_detail
+from postroom.jobs.rendering import stored_request
+from postroom.log import get_logger
+from postroom.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+class SpoolMismatch(PermanentError):
+    """The spooled PDF is not the one that was rendered."""
+
+    code = "spool_mismatch"
+
+
+def deliver(rt: Runtime, delivery_id: uuid.UUID) -> None:
+    """Send one delivery. Transient errors are recorded and re-raised for the job's retry."""
+    # The lease outlasts the actor's time limit, so a live attempt never loses it.
+    lease = timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
+    with rt.db.session() as session:
+        delivery = claim_for_sending(session, delivery_id, lease)
+        if delivery is None:
+            return
+        document = delivery.document
+        variant = document.variant(delivery.variant)
+        if variant is None:
+            raise SpoolMismatch(f"document {document.id} has no rendered {delivery.variant} variant")
+        request = stored_request(document)
+        doc_type = document_type(document.type)
+        channel_name, document_id, expected_sha256 = delivery.channel, document.id, variant.sha256
+
+    pdf = rt.spool.read(document_id, variant.variant)
+    if hashlib.sha256(pdf).hexdigest() != expected_sha256:
+        raise SpoolMismatch(
+            f"spooled {variant.variant} PDF of document {document_id} does not match its SHA-256"
+        )
+    handoff = Handoff(
+        delivery_id=delivery_id,
+        document_id=document_id,
+        document_type=doc_type.name,
+        title=doc_type.title(request.locale),
+        number=request.number,
+        issue_date=request.data.issue_date,
+        locale=request.locale,
+        retention=doc_type.retention,
+        recipient=request.recipient,
+        seller=request.data.seller,
+        pdf=pdf,
+        sha256=expected_sha256,
+    )
+    try:
+        receipt = asyncio.run(rt.channels[channel_name].send(handoff))
+    except PermanentError:
+        raise
+    except Exception as error:
+        # Retried by the job: keep the reason and release the lease for the next attempt.
+        code, detail = safe_detail(error)
+        with rt.db.session() as session:
+            note_delivery_error(session, delivery_id, code, detail)
+        log.warning("delivery deferred", delivery_id=str(delivery_id), channel=channel_name, error=code)
+        raise
+    with rt.db.session() as session:
+        record_handoff(session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed)
+    log.info(
+        "delivery handed off",
+        delivery_id=str(delivery_id),
+        document_id=str(document_id),
+        channel=channel_name,
+        confirmed=receipt.confirmed,
+    )

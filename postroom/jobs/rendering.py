@@ -1,0 +1,82 @@
+"""The render step: a queued document becomes PDFs in the spool and one delivery per channel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from postroom.core.documents import TemplateUse, VariantRecord, claim_for_rendering, locked, record_rendering
+from postroom.core.models import Document
+from postroom.core.states import DeliveryStatus, DocumentStatus
+from postroom.documents.catalogue import document_type
+from postroom.documents.request import DocumentRequest
+from postroom.log import get_logger
+from postroom.renderer.engine import Variant
+from postroom.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+def stored_request(document: Document) -> DocumentRequest:
+    """The validated request of a document, rebuilt from its stored payload."""
+    if document.payload is None:
+        raise LookupError(f"document {document.id} holds no payload any more")
+    body: dict[str, Any] = {
+        "type": document.type,
+        "locale": document.locale,
+        "template": document.requested_template,
+        "channels": document.channels,
+        **document.payload,
+    }
+    return document_type(document.type).parse(body)
+
+
+def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
+    """Render a document's variants and open its deliveries.
+
+    Returns the ids of deliveries still to be sent. Safe to repeat: a document that
+    is already past rendering returns its pending deliveries again (the previous run
+    may have died before enqueuing them); a failed or unknown one returns nothing.
+    """
+    with rt.db.session() as session:
+        document = claim_for_rendering(session, document_id)
+        if document is None or document.status is DocumentStatus.FAILED:
+            return []
+        if document.status is not DocumentStatus.RENDERING:
+            return _pending(document)
+        request = stored_request(document)
+        created_at = document.created_at
+
+    channel_variants: dict[str, str] = {name: rt.channels[name].variant for name in request.channels}
+    variants = [cast(Variant, variant) for variant in dict.fromkeys(channel_variants.values())]
+    doc_type = document_type(request.type)
+    rendering = rt.renderer.render(doc_type, request, variants, timestamp=created_at)
+    for pdf in rendering.pdfs.values():
+        rt.spool.write(document_id, pdf.variant, pdf.data)
+
+    template = rendering.template
+    with rt.db.session() as session:
+        document = locked(session, Document, document_id)
+        if document is None or document.status is not DocumentStatus.RENDERING:
+            return _pending(document) if document is not None else []
+        record_rendering(
+            session,
+            document,
+            TemplateUse(template.id, template.version, template.engine, template.sha256),
+            [VariantRecord(p.variant, p.sha256, len(p.data), p.pages) for p in rendering.pdfs.values()],
+            channel_variants,
+        )
+        pending = _pending(document)
+    log.info(
+        "document rendered",
+        document_id=str(document_id),
+        document_type=doc_type.name,
+        template=template.id,
+        template_version=template.version,
+        variants=sorted(rendering.pdfs),
+    )
+    return pending
+
+
+def _pending(document: Document) -> list[uuid.UUID]:
+    return [d.id for d in document.deliveries if d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING)]

@@ -1,0 +1,11 @@
+"""Entry module for ``dramatiq postroom.jobs.worker``: logging first, then the actors."""
+
+from postroom.log import configure_logging
+from postroom.settings import get_settings
+
+_settings = get_settings()
+configure_logging(_settings.log_level, json=_settings.log_json)
+
+from postroom.jobs.actors import broker, deliver, render_document  # noqa: E402
+
+__all__ = ["broker", "deliver", "render_document"]

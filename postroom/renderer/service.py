@@ -1,0 +1,85 @@
+"""Rendering a validated request into the PDF variants its channels need."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pypdf import PdfReader
+
+from postroom.documents.catalogue import DocumentType
+from postroom.documents.request import DocumentRequest
+from postroom.renderer.engine import Engine, Template, TemplateError, Variant
+from postroom.renderer.templates import TemplateStore
+from postroom.renderer.typst import TypstEngine
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPdf:
+    """One rendered variant with its fingerprint."""
+
+    variant: Variant
+    data: bytes
+    sha256: str
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """All variants of one document, and the template that produced them."""
+
+    template: Template
+    pdfs: Mapping[Variant, RenderedPdf]
+
+
+def page_count(pdf: bytes) -> int:
+    """Number of pages of a PDF."""
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+class Renderer:
+    """Picks the template and engine for a document and renders the requested variants."""
+
+    def __init__(self, templates: TemplateStore, engines: Iterable[Engine]) -> None:
+        self.templates = templates
+        self.engines = {engine.name: engine for engine in engines}
+
+    @classmethod
+    def for_folder(cls, root: Path) -> Renderer:
+        """A renderer over the template folder ``root`` with every available engine."""
+        store = TemplateStore(root)
+        return cls(store, [TypstEngine(store.root, store.fonts)])
+
+    def template_for(
+        self, doc_type: DocumentType, requested: str | None, engine: str | None = None
+    ) -> Template:
+        """The template a document of ``doc_type`` uses (the request may pin one)."""
+        template = self.templates.resolve(requested or doc_type.template, engine)
+        if template.engine not in self.engines:
+            raise TemplateError(f"engine {template.engine!r} is not available")
+        return template
+
+    def render(
+        self,
+        doc_type: DocumentType,
+        request: DocumentRequest,
+        variants: Iterable[Variant],
+        *,
+        timestamp: datetime,
+        engine: str | None = None,
+    ) -> Rendering:
+        """Render each of ``variants`` once."""
+        template = self.template_for(doc_type, request.template, engine)
+        context = doc_type.context(request)
+        renderer = self.engines[template.engine]
+        pdfs: dict[Variant, RenderedPdf] = {}
+        for variant in dict.fromkeys(variants):
+            data = renderer.render(template, context, variant, timestamp=timestamp)
+            pdfs[variant] = RenderedPdf(
+                variant=variant, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
+            )
+        return Rendering(template=template, pdfs=pdfs)

@@ -1,0 +1,104 @@
+"""Typst engine: the shipped catalogue's engine, a warm compiler per template and thread.
+
+Data reaches the template as one JSON string in ``sys.inputs.context`` and is
+never evaluated as Typst markup, so request data cannot inject template code.
+The compiler's root is the template folder's root (no reads outside it), system
+fonts are ignored (only the vendored fonts), and templates importing packages
+(which Typst would download) are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import typst
+
+from postroom.renderer.engine import Template, TemplateError, Variant
+
+_PACKAGE_IMPORT = re.compile(r"""["']@[a-z]+/""")
+_QUOTED = re.compile(r'"[^"\n]*"')
+_PDF_STANDARD: dict[Variant, Literal["a-3b"] | None] = {"archive": "a-3b", "print": None, "email": None}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _redact(message: str, context: Mapping[str, Any]) -> str:
+    """Typst errors quote offending values, which may be request data: mask every context string and quote."""
+    for text in sorted(set(_strings(context)), key=len, reverse=True):
+        if len(text) >= 3:
+            message = message.replace(text, "…")
+    return _QUOTED.sub('"…"', message)
+
+
+class TypstEngine:
+    """Renders ``.typ`` templates with the ``typst`` Python binding."""
+
+    name = "typst"
+
+    def __init__(self, root: Path, fonts: Path) -> None:
+        self.root = root.resolve()
+        self.fonts = fonts.resolve()
+        self._local = threading.local()
+        self._checked: set[Path] = set()
+        # An empty package folder of our own, removed with the engine: nothing to import from.
+        self._packages = tempfile.TemporaryDirectory(prefix="postroom-typst-packages-")
+
+    def _compiler(self, template: Template) -> typst.Compiler:
+        compilers: dict[Path, typst.Compiler] = self._local.__dict__.setdefault("compilers", {})
+        compiler = compilers.get(template.entry)
+        if compiler is None:
+            self._refuse_packages(template)
+            compiler = typst.Compiler(
+                input=str(template.entry),
+                root=str(self.root),
+                font_paths=[str(self.fonts)],
+                ignore_system_fonts=True,
+                package_path=self._packages.name,
+                package_cache_path=self._packages.name,
+            )
+            compilers[template.entry] = compiler
+        return compiler
+
+    def _refuse_packages(self, template: Template) -> None:
+        if template.folder in self._checked:
+            return
+        for source in [*template.folder.rglob("*.typ"), *(self.root / "_shared" / self.name).rglob("*.typ")]:
+            if _PACKAGE_IMPORT.search(source.read_text(encoding="utf-8")):
+                raise TemplateError(
+                    f"{source.relative_to(self.root)} imports a Typst package; "
+                    "templates may not fetch packages"
+                )
+        self._checked.add(template.folder)
+
+    def render(
+        self, template: Template, context: Mapping[str, Any], variant: Variant, *, timestamp: datetime
+    ) -> bytes:
+        """Compile ``template`` with ``context``; the archive variant is PDF/A-3b."""
+        payload = json.dumps({**context, "variant": variant}, ensure_ascii=False, default=str)
+        try:
+            pdf = self._compiler(template).compile(
+                sys_inputs={"context": payload},
+                pdf_standards=_PDF_STANDARD[variant],
+                timestamp=int(timestamp.timestamp()),
+            )
+        except typst.TypstError as error:
+            message = _redact(str(error).splitlines()[0] if str(error) else "compile error", context)
+            raise TemplateError(f"{template.id} v{template.version} failed to compile: {message}") from None
+        if not isinstance(pdf, bytes):
+            raise TemplateError(f"{template.id} v{template.version} produced no PDF")
+        return pdf

@@ -1,0 +1,60 @@
+"""The long-lived objects one process needs, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from postroom.channels.archive import ArchiveChannel, ArchiveStore, open_archive_store
+from postroom.channels.base import Channel
+from postroom.channels.email import EmailBodies, EmailChannel
+from postroom.core.db import Database, database
+from postroom.core.spool import Spool
+from postroom.renderer.service import Renderer
+from postroom.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    """Database, spool, renderer and channels of this process; engines stay warm inside."""
+
+    settings: Settings
+    db: Database = field(init=False)
+    spool: Spool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = database(self.settings.database_url)
+        self.spool = Spool(self.settings.spool_path)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The renderer over the configured template folder."""
+        return Renderer.for_folder(self.settings.templates_dir)
+
+    @cached_property
+    def archive(self) -> ArchiveStore:
+        """The configured archive store."""
+        return open_archive_store(
+            self.settings.archive_url,
+            s3_endpoint_url=self.settings.s3_endpoint_url,
+            s3_region=self.settings.s3_region,
+            require_lock=self.settings.archive_require_object_lock,
+        )
+
+    @cached_property
+    def channels(self) -> dict[str, Channel]:
+        """Every output channel available in this deployment, by name."""
+        email = EmailChannel(
+            self.settings.smtp,
+            self.settings.email_from,
+            EmailBodies(self.settings.templates_dir),
+            timeout=self.settings.smtp_timeout_seconds,
+            verify_tls=self.settings.smtp_verify_tls,
+        )
+        return {channel.name: channel for channel in (ArchiveChannel(self.archive), email)}
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """This process's runtime, from the environment's settings."""
+    return Runtime(get_settings())

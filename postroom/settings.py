@@ -1,0 +1,159 @@
+"""Runtime configuration, read from ``POSTROOM_*`` environment variables.
+
+With nothing set, postroom runs on its embedded defaults: SQLite under ``./var``,
+the archive in ``./var/archive``, transient PDFs in ``./var/spool`` and e-mail to a
+local SMTP sink. Production sets every one of these explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Scope = Literal[
+    "documents:write",
+    "documents:read",
+    "batches:write",
+    "core:write",
+    "core:read",
+    "archive:read",
+    "admin",
+]
+
+
+class ApiKey(BaseModel):
+    """One API key: a public id (used in logs), the secret or its SHA-256, and scopes."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    secret: SecretStr | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scopes: frozenset[Scope]
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiKey:
+        if (self.secret is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'secret' or 'sha256'")
+        return self
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of the secret; the only form kept for comparison."""
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.secret is not None
+        return hashlib.sha256(self.secret.get_secret_value().encode()).hexdigest()
+
+    def matches(self, token: str) -> bool:
+        """Constant-time comparison of a presented bearer token."""
+        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.digest)
+
+
+class SmtpTarget(BaseModel):
+    """Parsed ``POSTROOM_SMTP_URL``."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: SecretStr | None
+
+
+class Settings(BaseSettings):
+    """All of postroom's configuration. Field ``foo`` is read from ``POSTROOM_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTROOM_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    archive_url: str = ""
+    spool_dir: Path | None = None
+    templates_dir: Path = PROJECT_ROOT / "templates"
+
+    s3_endpoint_url: str | None = None
+    s3_region: str = "eu-central-1"
+    archive_require_object_lock: bool = True
+
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    smtp_timeout_seconds: float = 30.0
+    smtp_verify_tls: bool = True
+    email_from: str = "postroom <noreply@postroom.localhost>"
+
+    api_keys: Annotated[list[ApiKey], NoDecode] = []
+
+    render_timeout_seconds: int = 120
+    delivery_timeout_seconds: int = 300
+    job_max_retries: int = 8
+    job_max_age_seconds: int = 24 * 3600
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return []
+            from pydantic_core import from_json
+
+            return from_json(value)
+        return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        self.var_dir = self.var_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'postroom.db'}"
+        if not self.archive_url:
+            self.archive_url = (self.var_dir / "archive").as_uri()
+        if self.spool_dir is None:
+            self.spool_dir = self.var_dir / "spool"
+        scheme = urlsplit(self.archive_url).scheme
+        if scheme not in ("file", "s3"):
+            raise ValueError(f"archive_url must start with file:// or s3://, not {scheme}://")
+        if urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
+            raise ValueError("smtp_url must start with smtp:// or smtps://")
+        return self
+
+    @property
+    def spool_path(self) -> Path:
+        """Folder of transient rendered PDFs (set by the validator)."""
+        assert self.spool_dir is not None
+        return self.spool_dir
+
+    @property
+    def smtp(self) -> SmtpTarget:
+        """The SMTP server as host, port, TLS mode and credentials."""
+        parts = urlsplit(self.smtp_url)
+        implicit_tls = parts.scheme == "smtps"
+        return SmtpTarget(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (465 if implicit_tls else 25),
+            implicit_tls=implicit_tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=SecretStr(unquote(parts.password)) if parts.password else None,
+        )
+
+    def api_key_for(self, token: str) -> ApiKey | None:
+        """The configured key whose secret is ``token``, if any."""
+        for key in self.api_keys:
+            if key.matches(token):
+                return key
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,93 @@
+"""Fixtures: private PostgreSQL, Redis, SMTP and S3 (moto) instances on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from postroom.core.migrate import upgrade
+from postroom.embedded.postgres import PostgresProcess
+from postroom.embedded.redis import RedisProcess
+from postroom.embedded.smtp_sink import SmtpSink
+from postroom.runtime import runtime
+from postroom.settings import get_settings
+from tests.services import S3_CREDENTIALS, S3Server
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+WRITER_KEY = "test-writer-secret"
+READER_KEY = "test-reader-secret"
+ARCHIVE_BUCKET = "postroom-archive"
+REFUSED_ADDRESS = "unknown.mailbox@example.org"
+
+
+def example(name: str) -> dict[str, Any]:
+    """A request body from ``examples/``."""
+    body: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+    return body
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresProcess]:
+    server = PostgresProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisProcess]:
+    with RedisProcess() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    for name, value in S3_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
+    with SmtpSink(tmp_path_factory.mktemp("outbox"), refused=frozenset({REFUSED_ADDRESS})) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def hub_env(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresProcess,
+    redis_server: RedisProcess,
+    s3_server: S3Server,
+    smtp_sink: SmtpSink,
+) -> dict[str, str]:
+    """The environment of a production-like hub on the private services, applied to this process."""
+    upgrade(postgres.url())
+    s3_server.create_bucket(ARCHIVE_BUCKET)
+    env = {
+        **S3_CREDENTIALS,
+        "POSTROOM_VAR_DIR": str(tmp_path_factory.mktemp("var")),
+        "POSTROOM_DATABASE_URL": postgres.url(),
+        "POSTROOM_REDIS_URL": redis_server.url,
+        "POSTROOM_ARCHIVE_URL": f"s3://{ARCHIVE_BUCKET}/documents",
+        "POSTROOM_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "POSTROOM_SMTP_URL": smtp_sink.url,
+        "POSTROOM_API_KEYS": json.dumps(
+            [
+                {"id": "writer", "secret": WRITER_KEY, "scopes": ["documents:write", "documents:read"]},
+                {"id": "reader", "secret": READER_KEY, "scopes": ["documents:read"]},
+            ]
+        ),
+        "POSTROOM_JOB_MAX_RETRIES": "2",
+        "POSTROOM_LOG_JSON": "true",
+    }
+    os.environ.update(env)
+    get_settings.cache_clear()
+    runtime.cache_clear()
+    return env

@@ -1,0 +1,155 @@
+"""One document end to end: real HTTP into ``postroom serve``, Redis, a ``postroom worker`` process,
+PostgreSQL, the S3 endpoint and the SMTP server."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from postroom.embedded.smtp_sink import SmtpSink
+from postroom.embedded.topology import Topology
+from tests.conftest import ARCHIVE_BUCKET, READER_KEY, REFUSED_ADDRESS, WRITER_KEY, example
+from tests.services import S3Server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def api(hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    topology = Topology(
+        dict(os.environ), tmp_path_factory.mktemp("logs"), worker_processes=1, worker_threads=2
+    )
+    with topology, httpx.Client(base_url=topology.api_url, timeout=30) as client:
+        yield client
+
+
+def submit(api: httpx.Client, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {WRITER_KEY}", "Idempotency-Key": key or str(uuid.uuid4())}
+    return api.post("/v1/documents", json=body, headers=headers)
+
+
+def wait_final(api: httpx.Client, document_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = api.get(
+            f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}
+        ).json()
+        if view["status"] in ("delivered", "failed"):
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"document {document_id} not final after {timeout} s: {view}")
+
+
+def messages_for(sink: SmtpSink, document_id: str) -> list[Any]:
+    found = []
+    for path in sink.messages():
+        message = message_from_bytes(path.read_bytes(), policy=default)
+        if message["X-Postroom-Document"] == document_id:
+            found.append(message)
+    return found
+
+
+def pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_invoice_reaches_archive_and_email(
+    api: httpx.Client, smtp_sink: SmtpSink, s3_server: S3Server
+) -> None:
+    body, key = example("invoice"), f"e2e-{uuid.uuid4()}"
+    accepted = submit(api, body, key)
+    assert accepted.status_code == 202, accepted.text
+    document_id = accepted.json()["id"]
+
+    view = wait_final(api, document_id)
+    assert view["status"] == "delivered", (view["error"], view["deliveries"])
+    assert {d["channel"]: d["status"] for d in view["deliveries"]} == {
+        "archive": "confirmed",
+        "email": "confirmed",
+    }
+    assert view["template"]["id"] == "invoice"
+    assert view["template"]["engine"] == "typst"
+    variants = {v["variant"]: v for v in view["variants"]}
+    assert set(variants) == {"archive", "email"}
+
+    reader = {"Authorization": f"Bearer {READER_KEY}"}
+    pdf = api.get(f"/v1/documents/{document_id}/pdf", headers=reader)
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert hashlib.sha256(pdf.content).hexdigest() == variants["archive"]["sha256"]
+    text = pdf_text(pdf.content)
+    for expected in ("RE-2026-000123", "DE999999995", "14.458,50"):
+        assert expected in text
+
+    [message] = messages_for(smtp_sink, document_id)
+    attachment = next(message.iter_attachments())
+    assert hashlib.sha256(attachment.get_content()).hexdigest() == variants["email"]["sha256"]
+    email_delivery = next(d for d in view["deliveries"] if d["channel"] == "email")
+    assert message["Message-ID"] == email_delivery["external_ref"]
+
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="eu-central-1")
+    archive_ref = next(d for d in view["deliveries"] if d["channel"] == "archive")["external_ref"]
+    head = s3.head_object(
+        Bucket=ARCHIVE_BUCKET, Key=archive_ref.removeprefix(f"s3://{ARCHIVE_BUCKET}/"), ChecksumMode="ENABLED"
+    )
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == variants["archive"]["sha256"]
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"].year == 2035
+
+    # The same key and body again: the same document, no second document, no second e-mail.
+    again = submit(api, body, key)
+    assert again.status_code == 202
+    assert again.json()["id"] == document_id
+    assert again.json()["status"] == "delivered"
+    time.sleep(1)
+    assert len(messages_for(smtp_sink, document_id)) == 1
+
+
+def test_reference_invoice_to_archive(api: httpx.Client) -> None:
+    body = example("reference_invoice")
+    body["channels"] = ["archive"]  # the print channel is not built yet
+    document_id = submit(api, body).json()["id"]
+    view = wait_final(api, document_id)
+    assert view["status"] == "delivered", (view["error"], view["deliveries"])
+    [variant] = view["variants"]
+    assert variant["pages"] == 2
+    pdf = api.get(
+        f"/v1/documents/{document_id}/pdf?variant=archive", headers={"Authorization": f"Bearer {READER_KEY}"}
+    )
+    text = pdf_text(pdf.content)
+    assert "110.182,88" in text
+    assert "04011000-12345-34" in text
+
+
+def test_refused_recipient_fails_the_email_delivery(api: httpx.Client, smtp_sink: SmtpSink) -> None:
+    body = copy.deepcopy(example("invoice"))
+    body["recipient"]["email"] = REFUSED_ADDRESS
+    response = submit(api, body)
+    assert response.status_code == 202, response.text
+    document_id = response.json()["id"]
+    view = wait_final(api, document_id)
+    assert view["status"] == "failed"
+    deliveries = {d["channel"]: d for d in view["deliveries"]}
+    assert deliveries["email"]["status"] == "failed"
+    assert deliveries["email"]["error"] == {
+        "code": "delivery_rejected",
+        "detail": "SMTP recipient refused 550",
+    }
+    assert deliveries["email"]["attempts"] == 1
+    assert deliveries["archive"]["status"] == "confirmed"
+    assert view["error"]["code"] == "delivery_email_failed"
+    assert messages_for(smtp_sink, document_id) == []

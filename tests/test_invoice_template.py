@@ -1,0 +1,176 @@
+"""The shipped invoice template: content, pages, fonts and the DIN 5008 geometry of each variant."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
+
+from postroom.documents.catalogue import document_type
+from postroom.renderer.engine import Variant
+from postroom.renderer.service import Renderer
+from postroom.settings import PROJECT_ROOT
+from tests.conftest import example
+
+MM = 72 / 25.4
+PAGE_HEIGHT = 297 * MM
+WINDOW = (20 * MM, 110 * MM, 45 * MM, 90 * MM)  # x from, x to, y from, y to (from the top edge)
+FOLD_MARKS_MM = (105, 148.5, 210)
+
+
+@cache
+def renderer() -> Renderer:
+    return Renderer.for_folder(PROJECT_ROOT / "templates")
+
+
+def render(body: dict[str, Any], variant: Variant = "email") -> PdfReader:
+    doc_type = document_type(body["type"])
+    rendering = renderer().render(
+        doc_type, doc_type.parse(body), [variant], timestamp=datetime(2026, 11, 20, 12, tzinfo=UTC)
+    )
+    return PdfReader(io.BytesIO(rendering.pdfs[variant].data))
+
+
+def page_text(reader: PdfReader, index: int) -> str:
+    """Text of one page, non-breaking spaces (between figure and unit) read as spaces."""
+    return reader.pages[index].extract_text().replace("\xa0", " ")
+
+
+def text_of(reader: PdfReader) -> str:
+    return "\n".join(page_text(reader, index) for index in range(len(reader.pages)))
+
+
+def test_invoice_has_the_statutory_content_on_one_page() -> None:
+    reader = render(example("invoice"))
+    assert len(reader.pages) == 1
+    text = text_of(reader)
+    for expected in (
+        "Rechnung RE-2026-000123",
+        "Muster Immobilien GmbH",
+        "Hohenzollernring 12",
+        "Erika Mustermann",
+        "Heidestraße 17",
+        "51147 Köln",
+        "DE999999995",  # supplier VAT ID
+        "215/5701/1234",  # tax number
+        "20.11.2026",  # issue date
+        "15.11.2026",  # date of supply
+        "Maklercourtage Kaufvertrag Eigentumswohnung",
+        "11.970,00",
+        "12.150,00",  # net
+        "19 % USt. auf 12.150,00",  # rate and base
+        "2.308,50",  # tax
+        "14.458,50",  # gross
+        "Amtsgericht Köln, HRB 12345",
+        "Dr. Anna Beispiel",  # managing directors (§35a GmbHG)
+        "Jonas Muster",
+        "DE89 3704 0044 0532 0130 00",
+        "§ 286 Abs. 3 BGB",
+        "Seite 1 von 1",
+    ):
+        assert expected in text, expected
+
+
+def test_reference_invoice_flows_onto_two_pages() -> None:
+    reader = render(example("reference_invoice"))
+    assert len(reader.pages) == 2
+    first, second = page_text(reader, 0), page_text(reader, 1)
+    assert "Seite 1 von 2" in first
+    assert "Seite 2 von 2" in second
+    assert "Rechnung RE-2026-000124" in second  # running header
+    assert "Objekt 40" in second
+    assert "110.182,88" in second
+    assert "19 % USt. auf 83.925,00" in second
+    assert "7 % USt. auf 9.637,50" in second
+    assert "04011000-12345-34" in first  # buyer reference BT-10
+    assert "DE987654328" in first  # buyer VAT ID
+
+
+def test_english_invoice() -> None:
+    body = example("invoice")
+    body["locale"] = "en"
+    text = text_of(render(body))
+    for expected in ("Invoice RE-2026-000123", "€14,458.50", "Page 1 of 1", "plus 19% VAT on €12,150.00"):
+        assert expected in text, expected
+
+
+def fonts(reader: PdfReader) -> list[DictionaryObject]:
+    found = []
+    for page in reader.pages:
+        resources = page["/Resources"].get_object()
+        for font in resources["/Font"].get_object().values():
+            found.append(font.get_object())
+    return found
+
+
+def test_every_font_is_embedded() -> None:
+    for font in fonts(render(example("reference_invoice"))):
+        descriptors = [font.get("/FontDescriptor")] + [
+            child.get_object().get("/FontDescriptor") for child in font.get("/DescendantFonts", [])
+        ]
+        files = {
+            key
+            for descriptor in descriptors
+            if descriptor is not None
+            for key in descriptor.get_object()
+            if key in ("/FontFile", "/FontFile2", "/FontFile3")
+        }
+        assert files, f"font {font.get('/BaseFont')} is not embedded"
+        assert "Inter" in str(font.get("/BaseFont"))
+
+
+def translations(reader: PdfReader) -> set[tuple[float, float]]:
+    data = reader.pages[0].get_contents().get_data().decode("latin-1")  # type: ignore[union-attr]
+    return {
+        (round(float(x), 1), round(float(y), 1))
+        for x, y in re.findall(r"1 0 0 -1 ([\d.]+) ([\d.]+) cm", data)
+    }
+
+
+@pytest.mark.parametrize(("variant", "marked"), [("print", True), ("email", False), ("archive", False)])
+def test_fold_and_hole_marks_only_in_the_print_variant(variant: Variant, marked: bool) -> None:
+    placed = translations(render(example("invoice"), variant))
+    marks = {(round(4 * MM, 1), round(PAGE_HEIGHT - y * MM, 1)) for y in FOLD_MARKS_MM}
+    assert (marks <= placed) is marked
+
+
+@pytest.mark.parametrize("name", ["invoice", "reference_invoice"])
+def test_only_the_address_prints_inside_the_window(name: str) -> None:
+    body = example(name)
+    reader = render(body, "print")
+    inside: list[str] = []
+
+    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y_from_top = PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
+        if text.strip() and WINDOW[0] <= x <= WINDOW[1] and WINDOW[2] <= y_from_top <= WINDOW[3]:
+            inside.append(text.strip())
+
+    reader.pages[0].extract_text(visitor_text=visit)
+    recipient = body["recipient"]
+    allowed = " ".join(
+        [
+            "Muster Immobilien GmbH · Hohenzollernring 12 · 50672 Köln",
+            recipient["name"],
+            recipient.get("attention", ""),
+            recipient["street"],
+            f"{recipient['postcode']} {recipient['city']}",
+        ]
+    )
+    assert inside, "the address must be inside the window"
+    for fragment in inside:
+        assert fragment in allowed, f"{fragment!r} prints inside the window"
+
+
+def test_archive_variant_declares_pdf_a_3b() -> None:
+    reader = render(example("invoice"), "archive")
+    metadata = reader.xmp_metadata
+    assert metadata is not None
+    xml = metadata.rdf_root.toxml()
+    assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
