@@ -6,7 +6,7 @@ import io
 import re
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pypdf import PdfReader
@@ -103,9 +103,9 @@ def test_english_invoice() -> None:
 def fonts(reader: PdfReader) -> list[DictionaryObject]:
     found = []
     for page in reader.pages:
-        resources = page["/Resources"].get_object()
-        for font in resources["/Font"].get_object().values():
-            found.append(font.get_object())
+        resources = cast(DictionaryObject, page["/Resources"].get_object())
+        for font in cast(DictionaryObject, resources["/Font"].get_object()).values():
+            found.append(cast(DictionaryObject, font.get_object()))
     return found
 
 
