@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 
 import pytest
+import typst
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
@@ -174,3 +176,89 @@ def test_archive_variant_declares_pdf_a_3b() -> None:
     assert metadata is not None
     xml = metadata.rdf_root.toxml()
     assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
+
+
+@cache
+def compiler() -> typst.Compiler:
+    """The invoice compiled the way production does it, for contexts the request schema would not produce."""
+    root = PROJECT_ROOT / "templates"
+    return typst.Compiler(
+        input=str(root / "invoice" / "typst" / "main.typ"),
+        root=str(root),
+        font_paths=[str(root / "fonts")],
+        ignore_system_fonts=True,
+    )
+
+
+def compile_context(context: dict[str, Any], variant: Variant) -> PdfReader:
+    standards: list[str] = ["a-3b"] if variant == "archive" else []
+    pdf = compiler().compile(
+        sys_inputs={"context": json.dumps({**context, "variant": variant})},
+        pdf_standards=standards,  # type: ignore[arg-type]
+    )
+    assert isinstance(pdf, bytes)
+    return PdfReader(io.BytesIO(pdf))
+
+
+@pytest.mark.parametrize("variant", ["print", "archive"])
+def test_optional_values_may_all_be_none(variant: Variant) -> None:
+    body = example("invoice")
+    doc_type = document_type(body["type"])
+    context = doc_type.context(doc_type.parse(body))
+    for key in (
+        "due_date",
+        "order_reference",
+        "buyer_reference",
+        "payment_terms",
+        "default_notice",
+        "note",
+        "tax_exemption_reason",
+        "currency",
+    ):
+        context[key] = None
+    for key in (
+        "return_address",
+        "registered_office",
+        "vat_id",
+        "tax_number",
+        "register",
+        "managing_directors",
+        "iban",
+        "bic",
+        "bank",
+        "email",
+        "phone",
+    ):
+        context["seller"][key] = None
+    for key in ("customer_number", "vat_id", "kind"):
+        context["recipient"][key] = None
+    context["taxes"] = []
+    context["lines"][0].update(unit=None, tax_rate=None)
+    reader = compile_context(context, variant)
+    assert len(reader.pages) == 1
+    text = text_of(reader)
+    assert "Rechnung RE-2026-000123" in text
+    assert "14.458,50" in text
+    assert "none" not in text.lower()
+    assert "Verwendungszweck" not in text  # no bank block without an IBAN
+    for label in ("USt-IdNr.", "Steuernummer", "Sitz:"):
+        assert label not in text, label
+
+
+def test_a_long_address_line_never_pushes_the_city_out_of_the_window() -> None:
+    body = example("reference_invoice")
+    body["recipient"]["name"] = "Schmidt & Söhne Bauträger und Projektentwicklungsgesellschaft mbH & Co. KG"
+    body["recipient"]["country"] = "AT"
+    reader = render(body, "print")
+    lines: dict[str, float] = {}
+
+    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        if text.strip() and x < WINDOW[1]:
+            lines[text.strip()] = (PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])) / MM
+
+    reader.pages[0].extract_text(visitor_text=visit)
+    window = " ".join(line for line, y in lines.items() if 45 < y < 90)
+    assert all(word in window for word in body["recipient"]["name"].split())
+    assert 62.7 < lines["80331 München"] < 90
+    assert any(line.isupper() and 62.7 < y < 90 for line, y in lines.items())  # the country line
