@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     email_from: str = "postroom <noreply@postroom.localhost>"
 
     api_keys: Annotated[list[ApiKey], NoDecode] = []
+    webhook_secret: SecretStr | None = None
+    callback_allow_private_networks: bool = False
+    callback_timeout_seconds: float = 10.0
 
     render_timeout_seconds: int = 120
     delivery_timeout_seconds: int = 300

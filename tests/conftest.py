@@ -23,6 +23,7 @@ WRITER_KEY = "test-writer-secret"
 READER_KEY = "test-reader-secret"
 ARCHIVE_BUCKET = "postroom-archive"
 REFUSED_ADDRESS = "unknown.mailbox@example.org"
+WEBHOOK_SECRET = "test-webhook-secret"
 
 
 def example(name: str) -> dict[str, Any]:
@@ -85,6 +86,8 @@ def hub_env(
             ]
         ),
         "POSTROOM_JOB_MAX_RETRIES": "2",
+        "POSTROOM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "POSTROOM_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
         "POSTROOM_LOG_JSON": "true",
     }
     os.environ.update(env)

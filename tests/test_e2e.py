@@ -7,12 +7,15 @@ import base64
 import copy
 import hashlib
 import io
+import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -22,7 +25,8 @@ from pypdf import PdfReader
 
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.embedded.topology import Topology
-from tests.conftest import ARCHIVE_BUCKET, READER_KEY, REFUSED_ADDRESS, WRITER_KEY, example
+from postroom.webhooks import verify
+from tests.conftest import ARCHIVE_BUCKET, READER_KEY, REFUSED_ADDRESS, WEBHOOK_SECRET, WRITER_KEY, example
 from tests.services import S3Server
 
 pytestmark = pytest.mark.e2e
@@ -43,12 +47,14 @@ def submit(api: httpx.Client, body: dict[str, Any], key: str | None = None) -> h
 
 
 def wait_final(api: httpx.Client, document_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The document once it and every one of its deliveries reached a final state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         view: dict[str, Any] = api.get(
             f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}
         ).json()
-        if view["status"] in ("delivered", "failed"):
+        deliveries_final = all(d["status"] in ("confirmed", "failed") for d in view["deliveries"])
+        if view["status"] in ("delivered", "failed") and deliveries_final:
             return view
         time.sleep(0.1)
     raise AssertionError(f"document {document_id} not final after {timeout} s: {view}")
@@ -153,3 +159,60 @@ def test_refused_recipient_fails_the_email_delivery(api: httpx.Client, smtp_sink
     assert deliveries["archive"]["status"] == "confirmed"
     assert view["error"]["code"] == "delivery_email_failed"
     assert messages_for(smtp_sink, document_id) == []
+
+
+class CallbackReceiver:
+    """An HTTP endpoint on loopback that records callbacks and answers with scripted status codes."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = answers
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/postroom"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, self.received
+
+
+def test_callback_is_signed_and_retried_until_acknowledged(api: httpx.Client) -> None:
+    receiver = CallbackReceiver(answers=[503])
+    try:
+        body = {**example("invoice"), "callback_url": receiver.url}
+        document_id = submit(api, body).json()["id"]
+        receiver.wait(2)
+    finally:
+        receiver.server.shutdown()
+    (_, first_body), (headers, payload) = receiver.received[:2]
+    assert first_body == payload  # the retry repeats the same event
+    assert headers["Postroom-Event-Id"] == f"{document_id}:delivered"
+    assert verify(WEBHOOK_SECRET, payload, headers["Postroom-Signature"])
+    event = json.loads(payload)
+    assert event["status"] == "delivered"
+    assert {d["channel"]: d["status"] for d in event["deliveries"]} == {
+        "archive": "confirmed",
+        "email": "confirmed",
+    }
+    assert "recipient" not in event
+    assert "Erika" not in payload.decode()
+    view = wait_final(api, document_id)
+    deadline = time.monotonic() + 10
+    while view["callback_acknowledged_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        view = wait_final(api, document_id)
+    assert view["callback_acknowledged_at"] is not None

@@ -88,6 +88,7 @@ class DocumentView(BaseModel):
     updated_at: datetime
     rendered_at: datetime | None
     delivered_at: datetime | None
+    callback_acknowledged_at: datetime | None
     template: TemplateInfo | None
     variants: list[VariantInfo]
     deliveries: list[DeliveryInfo]
@@ -121,6 +122,7 @@ class DocumentView(BaseModel):
             updated_at=document.updated_at,
             rendered_at=document.rendered_at,
             delivered_at=document.delivered_at,
+            callback_acknowledged_at=document.callback_sent_at,
             template=template,
             variants=[
                 VariantInfo(variant=v.variant, sha256=v.sha256, size_bytes=v.size_bytes, pages=v.pages)

@@ -300,6 +300,22 @@ def fail_delivery(session: Session, delivery_id: uuid.UUID, code: str, detail: s
     fail_document(session, delivery.document_id, f"delivery_{delivery.channel}_failed", detail)
 
 
+def callback_due(document: Document) -> bool:
+    """The document reached a final state and its requester has not been told yet."""
+    return (
+        document.callback_url is not None
+        and document.callback_sent_at is None
+        and document.status in (DocumentStatus.DELIVERED, DocumentStatus.FAILED)
+    )
+
+
+def record_callback(session: Session, document_id: uuid.UUID) -> None:
+    """Note that the requester acknowledged the final-state callback."""
+    document = locked(session, Document, document_id)
+    if document is not None and document.callback_sent_at is None:
+        document.callback_sent_at = utcnow()
+
+
 def settle_document(session: Session, document_id: uuid.UUID) -> None:
     """Move a document to ``delivered`` once every delivery is confirmed.
 

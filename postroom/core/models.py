@@ -90,6 +90,7 @@ class Document(Base):
     engine: Mapped[str | None] = mapped_column(String(16))
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    callback_sent_at: Mapped[datetime | None]
     api_key_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_sha256: Mapped[str] = mapped_column(String(64))

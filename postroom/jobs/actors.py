@@ -10,15 +10,18 @@ import uuid
 
 import dramatiq
 
-from postroom.core.documents import fail_delivery, fail_document
+from postroom.core.documents import callback_due, fail_delivery, fail_document
+from postroom.core.models import Delivery, Document
 from postroom.errors import PermanentError, safe_detail
-from postroom.jobs import delivery, rendering
-from postroom.jobs.broker import DELIVERIES_QUEUE, DOCUMENTS_QUEUE, install_broker
+from postroom.jobs import callbacks, delivery, rendering
+from postroom.jobs.broker import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DOCUMENTS_QUEUE, install_broker
+from postroom.log import get_logger
 from postroom.runtime import runtime
 from postroom.settings import get_settings
 
 settings = get_settings()
 broker = install_broker(settings)
+log = get_logger(__name__)
 
 MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
@@ -33,11 +36,25 @@ def _reason(error: BaseException | None) -> tuple[str, str]:
 def _render_given_up(document_id: str, *, error: BaseException | None) -> None:
     with runtime().db.session() as session:
         fail_document(session, uuid.UUID(document_id), *_reason(error))
+        document = session.get(Document, uuid.UUID(document_id))
+        due = document is not None and callback_due(document)
+    if due:
+        notify_callback.send(document_id)
 
 
 def _delivery_given_up(delivery_id: str, *, error: BaseException | None) -> None:
     with runtime().db.session() as session:
         fail_delivery(session, uuid.UUID(delivery_id), *_reason(error))
+        delivery = session.get(Delivery, uuid.UUID(delivery_id))
+        document_id = (
+            delivery.document_id if delivery is not None and callback_due(delivery.document) else None
+        )
+    if document_id is not None:
+        notify_callback.send(str(document_id))
+
+
+def _callback_given_up(document_id: str, *, error: BaseException | None) -> None:
+    log.warning("callback given up", document_id=document_id, error=_reason(error)[0])
 
 
 @dramatiq.actor(
@@ -51,8 +68,25 @@ def _delivery_given_up(delivery_id: str, *, error: BaseException | None) -> None
     on_give_up=_delivery_given_up,
 )
 def deliver(delivery_id: str) -> None:
-    """Hand one delivery to its channel."""
-    delivery.deliver(runtime(), uuid.UUID(delivery_id))
+    """Hand one delivery to its channel; tell the requester when that made the document final."""
+    document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
+    if document_id is not None:
+        notify_callback.send(str(document_id))
+
+
+@dramatiq.actor(
+    queue_name=CALLBACKS_QUEUE,
+    time_limit=int(settings.callback_timeout_seconds * 1000) + 5_000,
+    max_retries=settings.job_max_retries,
+    min_backoff=MIN_BACKOFF_MS,
+    max_backoff=MAX_BACKOFF_MS,
+    max_age=settings.job_max_age_seconds * 1000,
+    throws=(PermanentError,),
+    on_give_up=_callback_given_up,
+)
+def notify_callback(document_id: str) -> None:
+    """POST the document's final state to its callback URL."""
+    callbacks.notify(runtime(), uuid.UUID(document_id))
 
 
 @dramatiq.actor(

@@ -14,7 +14,8 @@ from postroom.settings import Settings
 NAMESPACE = "postroom"
 DOCUMENTS_QUEUE = "documents"
 DELIVERIES_QUEUE = "deliveries"
-QUEUES = (DOCUMENTS_QUEUE, DELIVERIES_QUEUE)
+CALLBACKS_QUEUE = "callbacks"
+QUEUES = (DOCUMENTS_QUEUE, DELIVERIES_QUEUE, CALLBACKS_QUEUE)
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:

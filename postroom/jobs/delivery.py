@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from postroom.channels.base import Handoff
-from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
+from postroom.core.documents import callback_due, claim_for_sending, note_delivery_error, record_handoff
 from postroom.documents.catalogue import document_type
 from postroom.errors import PermanentError, safe_detail
 from postroom.jobs.rendering import stored_request
@@ -24,14 +24,18 @@ class SpoolMismatch(PermanentError):
     code = "spool_mismatch"
 
 
-def deliver(rt: Runtime, delivery_id: uuid.UUID) -> None:
-    """Send one delivery. Transient errors are recorded and re-raised for the job's retry."""
+def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
+    """Send one delivery; transient errors are recorded and re-raised for the job's retry.
+
+    Returns the document id when this hand-off made the document final and its
+    requester awaits a callback.
+    """
     # The lease outlasts the actor's time limit, so a live attempt never loses it.
     lease = timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
     with rt.db.session() as session:
         delivery = claim_for_sending(session, delivery_id, lease)
         if delivery is None:
-            return
+            return None
         document = delivery.document
         variant = document.variant(delivery.variant)
         if variant is None:
@@ -71,7 +75,10 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> None:
         log.warning("delivery deferred", delivery_id=str(delivery_id), channel=channel_name, error=code)
         raise
     with rt.db.session() as session:
-        record_handoff(session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed)
+        document = record_handoff(
+            session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed
+        ).document
+        due = callback_due(document)
     log.info(
         "delivery handed off",
         delivery_id=str(delivery_id),
@@ -79,3 +86,4 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> None:
         channel=channel_name,
         confirmed=receipt.confirmed,
     )
+    return document_id if due else None

@@ -6,6 +6,6 @@ from postroom.settings import get_settings
 _settings = get_settings()
 configure_logging(_settings.log_level, json=_settings.log_json)
 
-from postroom.jobs.actors import broker, deliver, render_document  # noqa: E402
+from postroom.jobs.actors import broker, deliver, notify_callback, render_document  # noqa: E402
 
-__all__ = ["broker", "deliver", "render_document"]
+__all__ = ["broker", "deliver", "notify_callback", "render_document"]

@@ -25,6 +25,7 @@ from postroom.log import get_logger
 from postroom.renderer.engine import TemplateError, Variant
 from postroom.runtime import Runtime
 from postroom.settings import ApiKey
+from postroom.webhooks import UnsafeCallbackUrl, check_callback_url
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 log = get_logger(__name__)
@@ -75,9 +76,22 @@ def parse_document_request(body: dict[str, Any], rt: Runtime) -> DocumentRequest
         rt.renderer.template_for(doc_type, request.template)
     except TemplateError as error:
         problems.append(FieldError(field="template", message=error.detail, type="template"))
+    if request.callback_url is not None:
+        problems.extend(_callback_problems(str(request.callback_url), rt))
     if problems:
         raise validation_problem(problems)
     return request
+
+
+def _callback_problems(url: str, rt: Runtime) -> list[FieldError]:
+    if rt.settings.webhook_secret is None:
+        message = "this hub signs no callbacks (POSTROOM_WEBHOOK_SECRET is not set)"
+        return [FieldError(field="callback_url", message=message, type="callback")]
+    try:
+        check_callback_url(url, allow_private=rt.settings.callback_allow_private_networks)
+    except UnsafeCallbackUrl as error:
+        return [FieldError(field="callback_url", message=str(error), type="callback")]
+    return []
 
 
 @router.post("", status_code=202, response_model=DocumentAccepted, responses=_PROBLEMS)

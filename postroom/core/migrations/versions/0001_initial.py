@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("engine", sa.String(length=16), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=True),
         sa.Column("callback_url", sa.String(length=2000), nullable=True),
+        sa.Column("callback_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("api_key_id", sa.String(length=64), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("request_sha256", sa.String(length=64), nullable=False),
