@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--worker-threads", type=int, default=2)
     args = parser.parse_args()
 
-    console = Console()
+    console = Console(width=150)
     rows = render.run(args.renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
     console.print(_table(rows))
