@@ -24,6 +24,11 @@ class ErrorInfo(BaseModel):
     code: str
     detail: str | None
 
+    @classmethod
+    def of(cls, code: str | None, detail: str | None) -> ErrorInfo | None:
+        """The error recorded on a row, if any."""
+        return cls(code=code, detail=detail) if code else None
+
 
 class TemplateInfo(BaseModel):
     """The template that rendered a document."""
@@ -68,9 +73,7 @@ class DeliveryInfo(BaseModel):
             external_ref=delivery.external_ref,
             sent_at=delivery.sent_at,
             confirmed_at=delivery.confirmed_at,
-            error=ErrorInfo(code=delivery.error_code, detail=delivery.error_detail)
-            if delivery.error_code
-            else None,
+            error=ErrorInfo.of(delivery.error_code, delivery.error_detail),
         )
 
 
@@ -129,9 +132,7 @@ class DocumentView(BaseModel):
                 for v in document.variants
             ],
             deliveries=[DeliveryInfo.of(d) for d in document.deliveries],
-            error=ErrorInfo(code=document.error_code, detail=document.error_detail)
-            if document.error_code
-            else None,
+            error=ErrorInfo.of(document.error_code, document.error_detail),
         )
 
 

@@ -6,11 +6,11 @@ In a multi-host deployment the spool folder is a volume shared by API and worker
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
+
+from postroom.core.files import write_atomically
 
 
 class NotHeld(LookupError):
@@ -34,16 +34,7 @@ class Spool:
         """Store a PDF; readers never see a partial file."""
         target = self.path(document_id, variant)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{variant}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(pdf)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(target, pdf, mode=0o600)
         return target
 
     def read(self, document_id: uuid.UUID, variant: str) -> bytes:

@@ -1,8 +1,10 @@
-"""Free loopback ports for privately started services."""
+"""Free loopback ports and child processes of privately started services."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 
 
@@ -25,3 +27,15 @@ def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
             time.sleep(0.05)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, timeout: float = 10
+) -> None:
+    """Send ``sig`` and wait; kill the process if it has not exited within ``timeout`` seconds."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from postroom.embedded.ports import free_port, wait_for_port
+from postroom.embedded.ports import free_port, stop_process, wait_for_port
 
 
 def postgres_bindir() -> Path:
@@ -123,12 +123,7 @@ class PostgresProcess:
     def stop(self) -> None:
         """Fast shutdown (SIGINT: do not wait for pooled clients) and removal of the cluster."""
         if self._process is not None:
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, signal.SIGINT, timeout=20)
             self._process = None
         shutil.rmtree(self._dir, ignore_errors=True)
 

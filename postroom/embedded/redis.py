@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from postroom.embedded.ports import free_port, wait_for_port
+from postroom.embedded.ports import free_port, stop_process, wait_for_port
 
 
 class RedisProcess:
@@ -61,12 +61,7 @@ class RedisProcess:
     def stop(self) -> None:
         """Stop the server and remove its folder."""
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)

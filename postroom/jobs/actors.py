@@ -7,8 +7,10 @@ before any other module declares actors.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import dramatiq
+from dramatiq.actor import ActorDecorator
 
 from postroom.core.documents import callback_due, fail_delivery, fail_document
 from postroom.core.models import Delivery, Document
@@ -25,6 +27,21 @@ log = get_logger(__name__)
 
 MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
+
+
+def job(queue_name: str, time_limit_seconds: float, on_give_up: Callable[..., None]) -> ActorDecorator:
+    """An actor with postroom's failure policy: bounded retries with exponential backoff, a
+    maximum age, permanent errors not retried, and ``on_give_up`` once a message fails for good."""
+    return dramatiq.actor(
+        queue_name=queue_name,
+        time_limit=int(time_limit_seconds * 1000),
+        max_retries=settings.job_max_retries,
+        min_backoff=MIN_BACKOFF_MS,
+        max_backoff=MAX_BACKOFF_MS,
+        max_age=settings.job_max_age_seconds * 1000,
+        throws=(PermanentError,),
+        on_give_up=on_give_up,
+    )
 
 
 def _reason(error: BaseException | None) -> tuple[str, str]:
@@ -57,16 +74,7 @@ def _callback_given_up(document_id: str, *, error: BaseException | None) -> None
     log.warning("callback given up", document_id=document_id, error=_reason(error)[0])
 
 
-@dramatiq.actor(
-    queue_name=DELIVERIES_QUEUE,
-    time_limit=settings.delivery_timeout_seconds * 1000,
-    max_retries=settings.job_max_retries,
-    min_backoff=MIN_BACKOFF_MS,
-    max_backoff=MAX_BACKOFF_MS,
-    max_age=settings.job_max_age_seconds * 1000,
-    throws=(PermanentError,),
-    on_give_up=_delivery_given_up,
-)
+@job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
 def deliver(delivery_id: str) -> None:
     """Hand one delivery to its channel; tell the requester when that made the document final."""
     document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
@@ -74,31 +82,13 @@ def deliver(delivery_id: str) -> None:
         notify_callback.send(str(document_id))
 
 
-@dramatiq.actor(
-    queue_name=CALLBACKS_QUEUE,
-    time_limit=int(settings.callback_timeout_seconds * 1000) + 5_000,
-    max_retries=settings.job_max_retries,
-    min_backoff=MIN_BACKOFF_MS,
-    max_backoff=MAX_BACKOFF_MS,
-    max_age=settings.job_max_age_seconds * 1000,
-    throws=(PermanentError,),
-    on_give_up=_callback_given_up,
-)
+@job(CALLBACKS_QUEUE, settings.callback_timeout_seconds + 5, _callback_given_up)
 def notify_callback(document_id: str) -> None:
     """POST the document's final state to its callback URL."""
     callbacks.notify(runtime(), uuid.UUID(document_id))
 
 
-@dramatiq.actor(
-    queue_name=DOCUMENTS_QUEUE,
-    time_limit=settings.render_timeout_seconds * 1000,
-    max_retries=settings.job_max_retries,
-    min_backoff=MIN_BACKOFF_MS,
-    max_backoff=MAX_BACKOFF_MS,
-    max_age=settings.job_max_age_seconds * 1000,
-    throws=(PermanentError,),
-    on_give_up=_render_given_up,
-)
+@job(DOCUMENTS_QUEUE, settings.render_timeout_seconds, _render_given_up)
 def render_document(document_id: str) -> None:
     """Render a document, then enqueue one ``deliver`` message per channel."""
     for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):

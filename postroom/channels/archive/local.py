@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from postroom.channels.archive.store import ArchiveConflict, ArchivedObject
 from postroom.channels.base import ChannelUnavailable
+from postroom.core.files import write_atomically
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP
 
@@ -92,17 +92,6 @@ def _meta_path(path: Path) -> Path:
 
 
 def _write_once(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
         return
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, READ_ONLY)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, mode=READ_ONLY)
