@@ -16,7 +16,7 @@ from rich.console import Console
 
 from postroom.settings import PROJECT_ROOT, get_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _fail(message: str) -> None:

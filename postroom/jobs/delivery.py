@@ -44,26 +44,26 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
         doc_type = document_type(document.type)
         channel_name, document_id, expected_sha256 = delivery.channel, document.id, variant.sha256
 
-    pdf = rt.spool.read(document_id, variant.variant)
-    if hashlib.sha256(pdf).hexdigest() != expected_sha256:
-        raise SpoolMismatch(
-            f"spooled {variant.variant} PDF of document {document_id} does not match its SHA-256"
-        )
-    handoff = Handoff(
-        delivery_id=delivery_id,
-        document_id=document_id,
-        document_type=doc_type.name,
-        title=doc_type.title(request.locale),
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale=request.locale,
-        retention=doc_type.retention,
-        recipient=request.recipient,
-        seller=request.data.seller,
-        pdf=pdf,
-        sha256=expected_sha256,
-    )
     try:
+        pdf = rt.spool.read(document_id, variant.variant)
+        if hashlib.sha256(pdf).hexdigest() != expected_sha256:
+            raise SpoolMismatch(
+                f"spooled {variant.variant} PDF of document {document_id} does not match its SHA-256"
+            )
+        handoff = Handoff(
+            delivery_id=delivery_id,
+            document_id=document_id,
+            document_type=doc_type.name,
+            title=doc_type.title(request.locale),
+            number=request.number,
+            issue_date=request.data.issue_date,
+            locale=request.locale,
+            retention=doc_type.retention,
+            recipient=request.recipient,
+            seller=request.data.seller,
+            pdf=pdf,
+            sha256=expected_sha256,
+        )
         receipt = asyncio.run(rt.channels[channel_name].send(handoff))
     except PermanentError:
         raise

@@ -10,11 +10,18 @@ from postroom.core.models import Document
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.catalogue import document_type
 from postroom.documents.request import DocumentRequest
+from postroom.errors import PermanentError
 from postroom.log import get_logger
 from postroom.renderer.engine import Variant
 from postroom.runtime import Runtime
 
 log = get_logger(__name__)
+
+
+class ChannelNotConfigured(PermanentError):
+    """The document names a channel this worker has no configuration for."""
+
+    code = "channel_not_configured"
 
 
 def stored_request(document: Document) -> DocumentRequest:
@@ -47,6 +54,9 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
         request = stored_request(document)
         created_at = document.created_at
 
+    missing = [name for name in request.channels if name not in rt.channels]
+    if missing:
+        raise ChannelNotConfigured(f"channel(s) {', '.join(missing)} not configured on this worker")
     channel_variants: dict[str, str] = {name: rt.channels[name].variant for name in request.channels}
     variants = [cast(Variant, variant) for variant in dict.fromkeys(channel_variants.values())]
     doc_type = document_type(request.type)

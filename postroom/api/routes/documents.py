@@ -21,6 +21,7 @@ from postroom.core.spool import NotHeld
 from postroom.core.states import DeliveryStatus
 from postroom.documents.catalogue import UnknownDocumentType, document_type
 from postroom.documents.request import DocumentRequest
+from postroom.errors import PostroomError
 from postroom.log import get_logger
 from postroom.renderer.engine import TemplateError, Variant
 from postroom.runtime import Runtime
@@ -206,6 +207,8 @@ def get_document_pdf(
             )
         else:
             data = rt.spool.read(document.id, rendered.variant)
+    except PostroomError as error:
+        raise ProblemError(503, "Archive unavailable", error.detail, slug="archive-unavailable") from None
     except (NotHeld, FileNotFoundError):
         raise ProblemError(
             404,

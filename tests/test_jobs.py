@@ -1,0 +1,84 @@
+"""The job steps in-process on the real services: each is safe to run again (at-least-once delivery)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+from sqlalchemy import func, select
+
+from postroom.core.documents import submit_document
+from postroom.core.models import Delivery, Document, RenderedVariant
+from postroom.core.states import DeliveryStatus, DocumentStatus
+from postroom.documents.invoice import InvoiceRequest
+from postroom.embedded.smtp_sink import SmtpSink
+from postroom.jobs import delivery, rendering
+from postroom.runtime import Runtime, runtime
+from tests.conftest import example
+
+
+@pytest.fixture
+def rt(hub_env: dict[str, str]) -> Runtime:
+    return runtime()
+
+
+def queued_document(rt: Runtime, channels: list[str] | None = None) -> uuid.UUID:
+    body = copy.deepcopy(example("invoice"))
+    body["data"]["number"] = f"RE-J-{uuid.uuid4().hex[:10]}"
+    if channels is not None:
+        body["channels"] = channels
+    with rt.db.session() as session:
+        return submit_document(
+            session, InvoiceRequest.model_validate(body), api_key_id="jobs", idempotency_key=None
+        ).document.id
+
+
+def emails_for(sink: SmtpSink, document_id: uuid.UUID) -> int:
+    return sum(
+        message_from_bytes(path.read_bytes(), policy=default)["X-Postroom-Document"] == str(document_id)
+        for path in sink.messages()
+    )
+
+
+def test_rendering_twice_opens_each_delivery_once(rt: Runtime) -> None:
+    document_id = queued_document(rt)
+    first = rendering.render_document(rt, document_id)
+    again = rendering.render_document(rt, document_id)  # a redelivered message after a crash
+    assert len(first) == 2
+    assert sorted(again) == sorted(first)
+    with rt.db.session() as session:
+        deliveries = session.scalar(select(func.count()).where(Delivery.document_id == document_id))
+        variants = session.scalar(select(func.count()).where(RenderedVariant.document_id == document_id))
+        assert session.get_one(Document, document_id).status is DocumentStatus.DELIVERING
+    assert (deliveries, variants) == (2, 2)
+
+
+def test_delivering_twice_sends_one_email(rt: Runtime, smtp_sink: SmtpSink) -> None:
+    document_id = queued_document(rt)
+    for delivery_id in rendering.render_document(rt, document_id):
+        delivery.deliver(rt, delivery_id)
+        assert delivery.deliver(rt, delivery_id) is None  # already confirmed: nothing to do
+    assert emails_for(smtp_sink, document_id) == 1
+    with rt.db.session() as session:
+        document = session.get_one(Document, document_id)
+        assert document.status is DocumentStatus.DELIVERED
+        assert {d.status for d in document.deliveries} == {DeliveryStatus.CONFIRMED}
+        assert all(d.attempts == 1 for d in document.deliveries)
+    assert rendering.render_document(rt, document_id) == []
+
+
+def test_a_lost_spool_file_is_retried_and_releases_the_lease(rt: Runtime) -> None:
+    document_id = queued_document(rt, channels=["archive"])
+    [delivery_id] = rendering.render_document(rt, document_id)
+    rt.spool.discard(document_id)
+    with pytest.raises(LookupError):
+        delivery.deliver(rt, delivery_id)
+    with rt.db.session() as session:
+        row = session.get_one(Delivery, delivery_id)
+        assert row.status is DeliveryStatus.SENDING
+        assert row.lease_expires_at is None
+        assert row.error_code == "internal_error"
+        assert row.error_detail == "NotHeld"
