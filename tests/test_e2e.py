@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,10 +34,13 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def api(hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    topology = Topology(
-        dict(os.environ), tmp_path_factory.mktemp("logs"), worker_processes=1, worker_threads=2
-    )
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def api(hub_env: dict[str, str], logs: Path) -> Iterator[httpx.Client]:
+    topology = Topology(dict(os.environ), logs, worker_processes=1, worker_threads=2)
     with topology, httpx.Client(base_url=topology.api_url, timeout=30) as client:
         yield client
 
@@ -216,3 +220,18 @@ def test_callback_is_signed_and_retried_until_acknowledged(api: httpx.Client) ->
         time.sleep(0.1)
         view = wait_final(api, document_id)
     assert view["callback_acknowledged_at"] is not None
+
+
+def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
+    """Runs last in this module: everything above went through these processes."""
+    recipient = example("invoice")["recipient"]
+    text = "\n".join(path.read_text(encoding="utf-8") for path in logs.glob("*.log"))
+    assert "delivery handed off" in text  # the logs are there and were written by the workers
+    for personal in (
+        recipient["name"],
+        recipient["street"],
+        recipient["email"],
+        "Mustermann",
+        REFUSED_ADDRESS,
+    ):
+        assert personal not in text
