@@ -37,11 +37,6 @@ class TaxGroup:
     net: Decimal
     tax: Decimal
 
-    @property
-    def gross(self) -> Decimal:
-        """Net plus tax."""
-        return self.net + self.tax
-
 
 @dataclass(frozen=True, slots=True)
 class Totals:

@@ -71,11 +71,6 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    @property
-    def is_sqlite(self) -> bool:
-        """SQLite serialises writers, so row locks are unnecessary there."""
-        return self.engine.dialect.name == "sqlite"
-
 
 @lru_cache(maxsize=4)
 def database(url: str) -> Database:

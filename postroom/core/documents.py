@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from postroom.core.models import Base, Delivery, Document, RenderedVariant, TemplateRelease, utcnow
 from postroom.core.states import (
     FINAL_DELIVERY_STATES,
+    FINAL_DOCUMENT_STATES,
     DeliveryStatus,
     DocumentStatus,
     check_delivery_transition,
@@ -237,7 +238,7 @@ def record_rendering(
 def fail_document(session: Session, document_id: uuid.UUID, code: str, detail: str) -> None:
     """Mark a document failed unless it already reached a final state."""
     document = locked(session, Document, document_id)
-    if document is None or document.status in (DocumentStatus.DELIVERED, DocumentStatus.FAILED):
+    if document is None or document.status in FINAL_DOCUMENT_STATES:
         return
     document.error_code, document.error_detail = code, detail
     move_document(document, DocumentStatus.FAILED)
@@ -305,7 +306,7 @@ def callback_due(document: Document) -> bool:
     return (
         document.callback_url is not None
         and document.callback_sent_at is None
-        and document.status in (DocumentStatus.DELIVERED, DocumentStatus.FAILED)
+        and document.status in FINAL_DOCUMENT_STATES
     )
 
 

@@ -11,7 +11,6 @@ from typing import Any, Literal, Protocol
 from postroom.errors import PermanentError
 
 Variant = Literal["print", "email", "archive"]
-VARIANTS: tuple[Variant, ...] = ("print", "email", "archive")
 
 
 class TemplateError(PermanentError):
