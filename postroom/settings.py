@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_core import from_json
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -106,11 +107,7 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: object) -> object:
         if isinstance(value, str):
             value = value.strip()
-            if not value:
-                return []
-            from pydantic_core import from_json
-
-            return from_json(value)
+            return from_json(value) if value else []
         return value
 
     @model_validator(mode="after")
