@@ -28,7 +28,12 @@ def _settings_or_exit() -> Any:
     try:
         return get_settings()
     except ValidationError as error:
-        _fail(f"invalid configuration:\n{error}")
+        # Values are left out: they may be secrets (API keys, passwords in URLs).
+        lines = [
+            f"  POSTROOM_{'.'.join(str(part) for part in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in error.errors(include_input=False)
+        ]
+        _fail("invalid configuration:\n" + "\n".join(lines))
 
 
 @click.group()

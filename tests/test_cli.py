@@ -70,3 +70,13 @@ def test_invalid_configuration_is_reported(fresh_settings: pytest.MonkeyPatch) -
     result = CliRunner().invoke(main, ["migrate"])
     assert result.exit_code == 2
     assert "archive_url must start with file:// or s3://" in result.output
+
+
+def test_configuration_errors_do_not_echo_secrets(fresh_settings: pytest.MonkeyPatch) -> None:
+    fresh_settings.setenv(
+        "POSTROOM_API_KEYS", '[{"id": "erp", "secret": "s3cr3t-value", "sha256": "%s"}]' % ("0" * 64)
+    )
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 2
+    assert "POSTROOM_API_KEYS.0" in result.output
+    assert "s3cr3t-value" not in result.output
