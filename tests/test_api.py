@@ -179,3 +179,19 @@ def test_unknown_template_version_is_422(api: TestClient) -> None:
     body["template"] = "invoice@99"
     problem = assert_problem(api.post("/v1/documents", json=body, headers=WRITER), 422)
     assert problem["errors"][0]["field"] == "template"
+
+
+def test_unexpected_errors_are_problems_without_details(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from postroom.api.routes import documents
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("duplicate key (name)=(Erika Mustermann)")
+
+    monkeypatch.setattr(documents, "_load", broken)
+    response = api.get(f"/v1/documents/{uuid.uuid4()}", headers=READER)  # would raise if not contained
+    problem = assert_problem(response, 500)
+    assert problem["title"] == "Internal error"
+    assert "Mustermann" not in response.text
+    assert "Mustermann" not in caplog.text

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
+from starlette.middleware.base import RequestResponseEndpoint
+
+from postroom.log import get_logger
 
 PROBLEM_JSON = "application/problem+json"
+log = get_logger(__name__)
 
 
 class FieldError(BaseModel):
@@ -114,6 +118,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "HTTP error")
         detail: Any = error.detail if isinstance(error.detail, str) else None
         return problem_response(Problem(title=title, status=error.status_code, detail=detail), error.headers)
+
+    @app.middleware("http")
+    async def contain_unexpected(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        # Caught here, before Starlette's outermost handler, which would log the message with a
+        # traceback: the message may quote data (a database echoing a row). Only the type is logged.
+        try:
+            return await call_next(request)
+        except Exception as error:
+            log.error("unhandled error", path=request.url.path, error=type(error).__name__)
+            return problem_response(
+                Problem(title="Internal error", status=500, type="urn:postroom:problem:internal")
+            )
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
