@@ -13,11 +13,17 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
+ZERO = Decimal("0.00")
 
 
 def round_money(amount: Decimal) -> Decimal:
     """Round to the cent, half-up (0.005 → 0.01, -0.005 → -0.01)."""
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def percent_of(amount: Decimal, rate: Decimal) -> Decimal:
+    """``rate`` percent of ``amount``, rounded half-up to the cent."""
+    return round_money(amount * rate / HUNDRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +36,16 @@ class LineItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A document-level allowance (negative amount) or charge (positive) at one rate (EN 16931 BG-20/21)."""
+
+    amount: Decimal
+    tax_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class TaxGroup:
-    """Net amount, rate and tax of all lines sharing one tax rate."""
+    """Taxable amount, rate and tax of everything sharing one tax rate."""
 
     rate: Decimal
     net: Decimal
@@ -40,10 +54,18 @@ class TaxGroup:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Computed totals of a document: per line, per tax rate and overall."""
+    """Computed totals of a document (EN 16931 BG-22).
+
+    ``line_net`` is the sum of line amounts (BT-106), ``allowances`` and ``charges`` the
+    document-level adjustments (BT-107, BT-108, both positive), ``net`` the taxable
+    amount (BT-109), ``tax`` the tax total (BT-110), ``gross`` the total with tax (BT-112).
+    """
 
     line_totals: tuple[Decimal, ...]
     tax_groups: tuple[TaxGroup, ...]
+    line_net: Decimal
+    allowances: Decimal
+    charges: Decimal
     net: Decimal
     tax: Decimal
     gross: Decimal
@@ -54,18 +76,30 @@ def line_total(item: LineItem) -> Decimal:
     return round_money(item.quantity * item.unit_price)
 
 
-def compute_totals(items: Iterable[LineItem]) -> Totals:
-    """Totals of ``items``; tax groups are ordered by descending rate."""
-    items = list(items)
+def compute_totals(items: Iterable[LineItem], adjustments: Iterable[Adjustment] = ()) -> Totals:
+    """Totals of ``items`` and document-level ``adjustments``; tax groups by descending rate."""
+    items, adjustments = list(items), list(adjustments)
     totals = tuple(line_total(item) for item in items)
     net_by_rate: dict[Decimal, Decimal] = {}
-    for item, total in zip(items, totals, strict=True):
-        rate = item.tax_rate.normalize()
-        net_by_rate[rate] = net_by_rate.get(rate, Decimal(0)) + total
+    for rate, amount in [
+        *((item.tax_rate, total) for item, total in zip(items, totals, strict=True)),
+        *((adjustment.tax_rate, round_money(adjustment.amount)) for adjustment in adjustments),
+    ]:
+        key = rate.normalize()
+        net_by_rate[key] = net_by_rate.get(key, ZERO) + amount
     groups = tuple(
-        TaxGroup(rate=rate, net=net, tax=round_money(net * rate / HUNDRED))
+        TaxGroup(rate=rate, net=net, tax=percent_of(net, rate))
         for rate, net in sorted(net_by_rate.items(), key=lambda pair: pair[0], reverse=True)
     )
-    net = sum((group.net for group in groups), Decimal(0))
-    tax = sum((group.tax for group in groups), Decimal(0))
-    return Totals(line_totals=totals, tax_groups=groups, net=net, tax=tax, gross=net + tax)
+    net = sum((group.net for group in groups), ZERO)
+    tax = sum((group.tax for group in groups), ZERO)
+    return Totals(
+        line_totals=totals,
+        tax_groups=groups,
+        line_net=sum(totals, ZERO),
+        allowances=-sum((round_money(a.amount) for a in adjustments if a.amount < 0), ZERO),
+        charges=sum((round_money(a.amount) for a in adjustments if a.amount > 0), ZERO),
+        net=net,
+        tax=tax,
+        gross=net + tax,
+    )

@@ -8,6 +8,11 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python
 command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
 command -v make >/dev/null || missing+=(make)
+# html engine (WeasyPrint): Pango and HarfBuzz; docx engine: LibreOffice Writer without a GUI.
+ldconfig -p | grep -q 'libpango-1.0.so' || missing+=(libpango-1.0-0)
+ldconfig -p | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-1.0-0)
+ldconfig -p | grep -q 'libharfbuzz-subset.so' || missing+=(libharfbuzz-subset0)
+command -v soffice >/dev/null || missing+=(libreoffice-writer-nogui)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -19,7 +19,7 @@ from postroom.channels.archive import (
     retention_end,
 )
 from postroom.channels.base import ChannelUnavailable, Handoff
-from postroom.documents.invoice import InvoiceRequest
+from postroom.documents.types.invoice import InvoiceRequest
 from tests.conftest import example
 from tests.services import S3Server
 

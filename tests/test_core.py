@@ -26,7 +26,7 @@ from postroom.core.documents import (
 )
 from postroom.core.models import Delivery, Document, utcnow
 from postroom.core.states import DeliveryStatus, DocumentStatus, IllegalTransition, check_document_transition
-from postroom.documents.invoice import InvoiceRequest
+from postroom.documents.types.invoice import InvoiceRequest
 from postroom.runtime import runtime
 from tests.conftest import example
 

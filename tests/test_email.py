@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 
 from postroom.channels.base import DeliveryDeferred, DeliveryRejected, Handoff
 from postroom.channels.email import EmailBodies, EmailChannel
-from postroom.documents.invoice import InvoiceRequest
+from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.ports import free_port
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.settings import Settings, SmtpTarget

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from postroom.core.documents import submit_document
 from postroom.core.models import Delivery, Document, RenderedVariant
 from postroom.core.states import DeliveryStatus, DocumentStatus
-from postroom.documents.invoice import InvoiceRequest
+from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.jobs import delivery, rendering
 from postroom.runtime import Runtime, runtime

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from postroom.money import LineItem, compute_totals, round_money
+from postroom.money import Adjustment, LineItem, compute_totals, round_money
 
 D = Decimal
 
@@ -43,3 +43,18 @@ def test_equal_rates_written_differently_form_one_group() -> None:
     totals = compute_totals([LineItem(D("1"), D("10"), D("19")), LineItem(D("1"), D("10"), D("19.00"))])
     assert len(totals.tax_groups) == 1
     assert totals.tax == D("3.80")
+
+
+def test_allowances_and_charges_are_taxed_at_their_rate() -> None:
+    totals = compute_totals(
+        [LineItem(D("1"), D("4788.00"), D("19")), LineItem(D("1"), D("2940.00"), D("19"))],
+        [Adjustment(D("-73.50"), D("19")), Adjustment(D("10.00"), D("7"))],
+    )
+    assert totals.line_net == D("7728.00")
+    assert (totals.allowances, totals.charges) == (D("73.50"), D("10.00"))
+    assert [(group.rate, group.net, group.tax) for group in totals.tax_groups] == [
+        (D("19"), D("7654.50"), D("1454.36")),  # 1454.355 → half-up
+        (D("7"), D("10.00"), D("0.70")),
+    ]
+    assert totals.net == totals.line_net - totals.allowances + totals.charges == D("7664.50")
+    assert totals.gross == D("9119.56")

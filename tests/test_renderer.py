@@ -25,7 +25,7 @@ def make_template(root: Path, source: str, *, version: int = 1, name: str = "let
 
 def render(root: Path, ref: str = "letter", context: dict[str, object] | None = None) -> bytes:
     store = TemplateStore(root)
-    engine = TypstEngine(store.root, store.fonts)
+    engine = TypstEngine(store.fonts)
     return engine.render(store.resolve(ref), context or {}, "email", timestamp=NOW)
 
 

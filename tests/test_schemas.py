@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from postroom.documents.catalogue import CATALOGUE, document_type
-from postroom.documents.invoice import InvoiceRequest
+from postroom.documents.types.invoice import InvoiceRequest
 from tests.conftest import example
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from postroom.documents.catalogue import RetentionClass
+from postroom.documents.doctype import RetentionClass
 from postroom.documents.parties import Recipient, Seller
 from postroom.errors import PermanentError, TransientError
 

@@ -1,17 +1,41 @@
-"""The catalogue of document types postroom can produce."""
+"""The catalogue of document types: every module in :mod:`postroom.documents.types`.
+
+Adding a type means adding one module that defines ``DOCUMENT_TYPE``; nothing else changes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+import importlib
+import pkgutil
+from collections.abc import Mapping
 
-from postroom.documents.invoice import InvoiceRequest, invoice_context
-from postroom.documents.request import DocumentRequest
+from postroom.documents import types
+from postroom.documents.doctype import RETENTION_YEARS, DocumentType, RetentionClass
 
-RetentionClass = Literal["voucher", "letter"]
-RETENTION_YEARS: Mapping[RetentionClass, int] = {"voucher": 8, "letter": 6}
-"""Years of retention, counted from the end of the issue year (§147 AO, §257 HGB)."""
+__all__ = [
+    "CATALOGUE",
+    "RETENTION_YEARS",
+    "DocumentType",
+    "RetentionClass",
+    "UnknownDocumentType",
+    "document_type",
+]
+
+
+def _discover() -> dict[str, DocumentType]:
+    found: dict[str, DocumentType] = {}
+    for module_info in sorted(pkgutil.iter_modules(types.__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{types.__name__}.{module_info.name}")
+        doc_type = getattr(module, "DOCUMENT_TYPE", None)
+        if not isinstance(doc_type, DocumentType):
+            raise TypeError(f"{module.__name__} defines no DOCUMENT_TYPE")
+        if doc_type.name in found:
+            raise TypeError(f"document type {doc_type.name!r} is defined twice")
+        found[doc_type.name] = doc_type
+    return found
+
+
+CATALOGUE: Mapping[str, DocumentType] = _discover()
 
 
 class UnknownDocumentType(LookupError):
@@ -20,42 +44,6 @@ class UnknownDocumentType(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown document type {name!r}; known types: {', '.join(sorted(CATALOGUE))}")
         self.name = name
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentType:
-    """One kind of document: how its requests are validated and what its templates receive."""
-
-    name: str
-    request_model: type[DocumentRequest]
-    build_context: Callable[[Any], dict[str, Any]]
-    titles: Mapping[str, str]
-    retention: RetentionClass
-    template: str
-
-    def parse(self, body: Mapping[str, Any]) -> DocumentRequest:
-        """Validate a request body; raises :class:`pydantic.ValidationError`."""
-        return self.request_model.model_validate(body)
-
-    def context(self, request: DocumentRequest) -> dict[str, Any]:
-        """The template context of a validated request."""
-        return self.build_context(request)
-
-    def title(self, locale: str) -> str:
-        """The document's name in ``locale``, e.g. ``Rechnung``."""
-        return self.titles.get(locale, self.titles["en"])
-
-
-INVOICE = DocumentType(
-    name="invoice",
-    request_model=InvoiceRequest,
-    build_context=invoice_context,
-    titles={"de": "Rechnung", "en": "Invoice"},
-    retention="voucher",
-    template="invoice",
-)
-
-CATALOGUE: Mapping[str, DocumentType] = {doc_type.name: doc_type for doc_type in (INVOICE,)}
 
 
 def document_type(name: str) -> DocumentType:

@@ -74,4 +74,4 @@ class Recipient(PostalAddress):
     vat_id: VatId | None = None
     tax_number: str | None = Field(default=None, max_length=40)
     iban: Iban | None = None
-    kind: Literal["consumer", "business"] = "consumer"
+    kind: Literal["consumer", "business", "internal"] = "consumer"

@@ -21,11 +21,16 @@ class TemplateError(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """One version of one template: a folder with a ``template.toml`` manifest."""
+    """One version of one template: a folder with a ``template.toml`` manifest.
+
+    ``root`` is the sandbox the engine confines the template to: it holds the template's
+    folder, the engine's shared pieces (``_shared/<engine>``) and the fonts, nothing else.
+    """
 
     id: str
     version: int
     engine: str
+    root: Path
     folder: Path
     entry: Path
     sha256: str

@@ -52,7 +52,7 @@ class Renderer:
     def for_folder(cls, root: Path) -> Renderer:
         """A renderer over the template folder ``root`` with every available engine."""
         store = TemplateStore(root)
-        return cls(store, [TypstEngine(store.root, store.fonts)])
+        return cls(store, [TypstEngine(store.fonts)])
 
     def template_for(
         self, doc_type: DocumentType, requested: str | None, engine: str | None = None

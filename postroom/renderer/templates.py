@@ -66,7 +66,13 @@ class TemplateStore:
             raise TemplateError(f"{manifest.relative_to(self.root)}: entry file {entry.name} is missing")
         content_hash = tree_sha256([folder, self.root / "_shared" / engine, self.fonts])
         return Template(
-            id=template_id, version=version, engine=engine, folder=folder, entry=entry, sha256=content_hash
+            id=template_id,
+            version=version,
+            engine=engine,
+            root=self.root,
+            folder=folder,
+            entry=entry,
+            sha256=content_hash,
         )
 
     def resolve(self, ref: str, engine: str | None = None) -> Template:

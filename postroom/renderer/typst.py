@@ -2,7 +2,7 @@
 
 Data reaches the template as one JSON string in ``sys.inputs.context`` and is
 never evaluated as Typst markup, so request data cannot inject template code.
-The compiler's root is the template folder's root (no reads outside it), system
+The compiler's root is the template's sandbox root (no reads outside it), system
 fonts are ignored (only the vendored fonts), and templates importing packages
 (which Typst would download) are refused.
 """
@@ -50,8 +50,7 @@ class TypstEngine:
 
     name = "typst"
 
-    def __init__(self, root: Path, fonts: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, fonts: Path) -> None:
         self.fonts = fonts.resolve()
         self._local = threading.local()
         self._checked: set[Path] = set()
@@ -65,7 +64,7 @@ class TypstEngine:
             self._refuse_packages(template)
             compiler = typst.Compiler(
                 input=str(template.entry),
-                root=str(self.root),
+                root=str(template.root),
                 font_paths=[str(self.fonts)],
                 ignore_system_fonts=True,
                 package_path=self._packages.name,
@@ -77,10 +76,13 @@ class TypstEngine:
     def _refuse_packages(self, template: Template) -> None:
         if template.folder in self._checked:
             return
-        for source in [*template.folder.rglob("*.typ"), *(self.root / "_shared" / self.name).rglob("*.typ")]:
+        for source in [
+            *template.folder.rglob("*.typ"),
+            *(template.root / "_shared" / self.name).rglob("*.typ"),
+        ]:
             if _PACKAGE_IMPORT.search(source.read_text(encoding="utf-8")):
                 raise TemplateError(
-                    f"{source.relative_to(self.root)} imports a Typst package; "
+                    f"{source.relative_to(template.root)} imports a Typst package; "
                     "templates may not fetch packages"
                 )
         self._checked.add(template.folder)

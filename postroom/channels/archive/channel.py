@@ -14,7 +14,7 @@ from postroom.channels.archive.local import LocalArchiveStore
 from postroom.channels.archive.s3 import S3ArchiveStore, s3_client
 from postroom.channels.archive.store import ArchiveStore, retention_end
 from postroom.channels.base import DeliveryRejected, Handoff, HandoffReceipt
-from postroom.documents.catalogue import RETENTION_YEARS
+from postroom.documents.doctype import RETENTION_YEARS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

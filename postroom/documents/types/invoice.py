@@ -1,12 +1,14 @@
-"""Invoice (Rechnung): request schema with the §14(4) UStG rules, and its template context."""
+"""Invoice (Rechnung): request schema with the §14(4) UStG rules, template context and e-invoice."""
 
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from postroom.documents.doctype import DocumentType
 from postroom.documents.fields import (
     CurrencyCode,
     DocumentNumber,
@@ -19,8 +21,10 @@ from postroom.documents.fields import (
 )
 from postroom.documents.formatting import Formatter
 from postroom.documents.letter import recipient_context, seller_context
-from postroom.documents.parties import Seller, StrictModel
+from postroom.documents.parties import Recipient, Seller, StrictModel
+from postroom.documents.payment_qr import epc_qr_svg
 from postroom.documents.request import DocumentData, DocumentRequest
+from postroom.einvoice.model import EInvoice, TaxSubtotal, TradeLine, TradeParty, tax_category
 from postroom.money import LineItem, Totals, compute_totals
 
 
@@ -145,4 +149,116 @@ def invoice_context(request: InvoiceRequest) -> dict[str, Any]:
         "default_notice": data.default_notice,
         "note": data.note,
         "tax_exemption_reason": data.tax_exemption_reason,
+        "payment_qr": payment_qr(data.seller, totals.gross, data.number, data.currency),
     }
+
+
+def payment_qr(seller: Seller, amount: Decimal, reference: str, currency: str) -> str | None:
+    """The GiroCode for paying ``amount`` to the seller's account, if it has one."""
+    if seller.iban is None:
+        return None
+    return epc_qr_svg(
+        name=seller.name,
+        iban=seller.iban,
+        bic=seller.bic,
+        amount=amount,
+        reference=reference,
+        currency=currency,
+    )
+
+
+def seller_party(seller: Seller) -> TradeParty:
+    """The seller as an e-invoice trade party (BG-4)."""
+    register = " ".join(part for part in (seller.register_court, seller.register_number) if part)
+    return TradeParty(
+        name=seller.name,
+        street=seller.street,
+        postcode=seller.postcode,
+        city=seller.city,
+        country=seller.country,
+        vat_id=seller.vat_id,
+        tax_number=seller.tax_number,
+        registration=register or None,
+        email=seller.email,
+        phone=seller.phone,
+        contact_name=seller.name,
+    )
+
+
+def recipient_party(recipient: Recipient) -> TradeParty:
+    """The recipient as an e-invoice trade party (BG-7)."""
+    return TradeParty(
+        name=recipient.name,
+        street=recipient.street,
+        postcode=recipient.postcode,
+        city=recipient.city,
+        country=recipient.country,
+        vat_id=recipient.vat_id,
+        tax_number=recipient.tax_number,
+        email=recipient.email,
+        contact_name=recipient.attention,
+        customer_number=recipient.customer_number,
+    )
+
+
+def invoice_einvoice(request: InvoiceRequest) -> EInvoice:
+    """The invoice as EN 16931 data (type code 380)."""
+    data = request.data
+    totals = data.totals()
+    exempt = data.tax_exemption_reason is not None
+    return EInvoice(
+        type_code="380",
+        number=data.number,
+        issue_date=data.issue_date,
+        currency=data.currency,
+        seller=seller_party(data.seller),
+        buyer=recipient_party(request.recipient),
+        lines=tuple(
+            TradeLine(
+                id=str(index),
+                name=line.description,
+                quantity=line.quantity,
+                unit_code=line.unit,
+                net_price=line.unit_price,
+                net_amount=total,
+                tax_category=tax_category(line.tax_rate, exempt=exempt),
+                tax_rate=line.tax_rate,
+            )
+            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
+        ),
+        taxes=tuple(
+            TaxSubtotal(
+                category=tax_category(group.rate, exempt=exempt),
+                rate=group.rate,
+                basis=group.net,
+                tax=group.tax,
+                exemption_reason=data.tax_exemption_reason if group.rate == 0 else None,
+            )
+            for group in totals.tax_groups
+        ),
+        line_total=totals.line_net,
+        tax_basis=totals.net,
+        tax_total=totals.tax,
+        grand_total=totals.gross,
+        due_payable=totals.gross,
+        buyer_reference=data.buyer_reference,
+        order_reference=data.order_reference,
+        delivery_date=data.supply_date,
+        due_date=data.due_date,
+        payment_terms=data.payment_terms,
+        payee_iban=data.seller.iban,
+        payee_bic=data.seller.bic,
+        payment_reference=data.number,
+        notes=tuple(note for note in (data.note,) if note),
+    )
+
+
+DOCUMENT_TYPE = DocumentType(
+    name="invoice",
+    request_model=InvoiceRequest,
+    build_context=invoice_context,
+    titles={"de": "Rechnung", "en": "Invoice"},
+    retention="voucher",
+    template="invoice",
+    einvoice=invoice_einvoice,
+)

@@ -1,0 +1,46 @@
+"""What the catalogue knows about one kind of document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from postroom.documents.request import DocumentRequest
+
+if TYPE_CHECKING:
+    from postroom.einvoice.model import EInvoice
+
+RetentionClass = Literal["voucher", "letter"]
+RETENTION_YEARS: Mapping[RetentionClass, int] = {"voucher": 8, "letter": 6}
+"""Years of retention, counted from the end of the issue year (§147 AO, §257 HGB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentType:
+    """One kind of document: how its requests are validated and what its templates receive.
+
+    ``einvoice`` maps a request of a voucher type (invoice, credit note, self-billing
+    statement) to the engine-neutral e-invoice model whose CII XML is embedded in the
+    archive and e-mail variants.
+    """
+
+    name: str
+    request_model: type[DocumentRequest]
+    build_context: Callable[[Any], dict[str, Any]]
+    titles: Mapping[str, str]
+    retention: RetentionClass
+    template: str
+    einvoice: Callable[[Any], EInvoice] | None = None
+
+    def parse(self, body: Mapping[str, Any]) -> DocumentRequest:
+        """Validate a request body; raises :class:`pydantic.ValidationError`."""
+        return self.request_model.model_validate(body)
+
+    def context(self, request: DocumentRequest) -> dict[str, Any]:
+        """The template context of a validated request."""
+        return self.build_context(request)
+
+    def title(self, locale: str) -> str:
+        """The document's name in ``locale``, e.g. ``Rechnung``."""
+        return self.titles.get(locale, self.titles["en"])

@@ -1,0 +1,1 @@
+"""One module per document type, each exposing ``DOCUMENT_TYPE``; the catalogue finds them all."""
