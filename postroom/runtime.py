@@ -11,6 +11,7 @@ from postroom.channels.email import EmailBodies, EmailChannel
 from postroom.core.db import Database, database
 from postroom.core.spool import Spool
 from postroom.renderer.service import Renderer
+from postroom.renderer.uploads import UploadedTemplates
 from postroom.settings import Settings, get_settings
 
 
@@ -28,8 +29,10 @@ class Runtime:
 
     @cached_property
     def renderer(self) -> Renderer:
-        """The renderer over the configured template folder."""
-        return Renderer.for_folder(self.settings.templates_dir)
+        """The renderer over the shipped template folder and the uploaded templates."""
+        renderer = Renderer.for_folder(self.settings.templates_dir)
+        renderer.templates.attach(UploadedTemplates(self.db, self.settings.template_cache_path))
+        return renderer
 
     @cached_property
     def archive(self) -> ArchiveStore:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     archive_url: str = ""
     spool_dir: Path | None = None
     templates_dir: Path = PROJECT_ROOT / "templates"
+    template_cache_dir: Path | None = None
+    examples_dir: Path = PROJECT_ROOT / "examples"
+    base_rates_file: Path | None = None
 
     s3_endpoint_url: str | None = None
     s3_region: str = "eu-central-1"
@@ -119,6 +122,8 @@ class Settings(BaseSettings):
             self.archive_url = (self.var_dir / "archive").as_uri()
         if self.spool_dir is None:
             self.spool_dir = self.var_dir / "spool"
+        if self.template_cache_dir is None:
+            self.template_cache_dir = self.var_dir / "template-cache"
         scheme = urlsplit(self.archive_url).scheme
         if scheme not in ("file", "s3"):
             raise ValueError(f"archive_url must start with file:// or s3://, not {scheme}://")
@@ -131,6 +136,12 @@ class Settings(BaseSettings):
         """Folder of transient rendered PDFs (set by the validator)."""
         assert self.spool_dir is not None
         return self.spool_dir
+
+    @property
+    def template_cache_path(self) -> Path:
+        """Where uploaded template versions are unpacked (set by the validator)."""
+        assert self.template_cache_dir is not None
+        return self.template_cache_dir
 
     @property
     def smtp(self) -> SmtpTarget:

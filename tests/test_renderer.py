@@ -93,3 +93,13 @@ def test_manifest_must_match_its_folder(tmp_path: Path) -> None:
     manifest.write_text(manifest.read_text().replace('id = "letter"', 'id = "memo"'), encoding="utf-8")
     with pytest.raises(TemplateError, match="must live in memo/typst/"):
         TemplateStore(tmp_path).resolve("letter")
+
+
+def test_a_broken_template_fails_alone(tmp_path: Path) -> None:
+    make_template(tmp_path, "hello\n")
+    make_template(tmp_path, "hello\n", name="memo")
+    (tmp_path / "memo" / "typst" / "main.typ").unlink()
+    store = TemplateStore(tmp_path)
+    assert store.resolve("letter").id == "letter"
+    with pytest.raises(TemplateError, match="entry file main.typ is missing"):
+        store.resolve("memo")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -167,3 +168,20 @@ class TemplateRelease(Base):
     engine: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64))
     first_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TemplateUpload(Base):
+    """An uploaded template version: its sealed bundle (template, shared pieces, fonts), never changed."""
+
+    __tablename__ = "template_uploads"
+
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    document_type: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bundle: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size_bytes: Mapped[int]
+    description: Mapped[str | None] = mapped_column(String(500))
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,6 +30,7 @@ class Template:
     id: str
     version: int
     engine: str
+    document_type: str
     root: Path
     folder: Path
     entry: Path

@@ -74,7 +74,10 @@ def parse_document_request(body: dict[str, Any], rt: Runtime) -> DocumentRequest
         if c not in rt.channels
     ]
     try:
-        rt.renderer.template_for(doc_type, request.template)
+        template = rt.renderer.template_for(doc_type, request.template)
+        if template.document_type != doc_type.name:
+            message = f"template {template.id} renders {template.document_type}, not {doc_type.name}"
+            problems.append(FieldError(field="template", message=message, type="template"))
     except TemplateError as error:
         problems.append(FieldError(field="template", message=error.detail, type="template"))
     if request.callback_url is not None:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 
 from postroom.core.db import make_engine
-from postroom.core.models import Base
+from postroom.core.models import Base, UtcDateTime
+
+
+def render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
+    """Autogenerate plain SQLAlchemy types, so migrations do not import postroom's models."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -20,6 +30,7 @@ try:
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()
