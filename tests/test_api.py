@@ -153,8 +153,10 @@ def test_document_view_and_unknown_document(api: TestClient) -> None:
 
 
 def test_catalogue_and_schema(api: TestClient) -> None:
-    types = api.get("/v1/document-types", headers=READER).json()
-    assert {"type": "invoice", "retention": "voucher"}.items() <= types[0].items()
+    types = {entry["type"]: entry for entry in api.get("/v1/document-types", headers=READER).json()}
+    assert types["invoice"]["retention"] == "voucher"
+    assert types["dunning_letter"]["retention"] == "letter"
+    assert types["commission_statement"]["schema_url"] == "/v1/document-types/commission_statement/schema"
     schema = api.get("/v1/document-types/invoice/schema", headers=READER).json()
     assert schema["properties"]["type"]["const"] == "invoice"
     assert_problem(api.get("/v1/document-types/horoscope/schema", headers=READER), 404)

@@ -72,13 +72,30 @@ class Renderer:
         timestamp: datetime,
         engine: str | None = None,
     ) -> Rendering:
-        """Render each of ``variants`` once."""
+        """Render each of ``variants`` once.
+
+        For a voucher type (``doc_type.einvoice``) the archive and e-mail variants carry
+        its EN 16931 CII XML as ``factur-x.xml``; the XML is built once per call. The
+        print variant carries none.
+        """
+        from postroom.einvoice.cii import cii_document
+        from postroom.einvoice.embed import embed_cii
+
         template = self.template_for(doc_type, request.template, engine)
         context = doc_type.context(request)
         renderer = self.engines[template.engine]
+        requested = list(dict.fromkeys(variants))
+        einvoice_variants: tuple[Variant, ...] = ("archive", "email")
+        einvoice = (
+            cii_document(doc_type.einvoice(request))
+            if doc_type.einvoice is not None and any(variant in einvoice_variants for variant in requested)
+            else None
+        )
         pdfs: dict[Variant, RenderedPdf] = {}
-        for variant in dict.fromkeys(variants):
+        for variant in requested:
             data = renderer.render(template, context, variant, timestamp=timestamp)
+            if einvoice is not None and variant in einvoice_variants:
+                data = embed_cii(data, einvoice, modified=timestamp)
             pdfs[variant] = RenderedPdf(
                 variant=variant, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
             )

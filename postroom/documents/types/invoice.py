@@ -42,6 +42,13 @@ class InvoiceLine(StrictModel):
         return LineItem(quantity=self.quantity, unit_price=self.unit_price, tax_rate=self.tax_rate)
 
 
+class InvoiceReference(StrictModel):
+    """A preceding invoice: its number and issue date (EN 16931 BG-3, BT-25/BT-26)."""
+
+    number: DocumentNumber
+    issue_date: IsoDate
+
+
 class InvoiceData(DocumentData):
     """The invoice itself. Totals are never given: postroom computes them."""
 
@@ -67,6 +74,9 @@ class InvoiceData(DocumentData):
     tax_exemption_reason: Text | None = Field(
         default=None, description="Why lines at 0 % carry no VAT (required when such lines exist)."
     )
+    corrects: InvoiceReference | None = Field(
+        default=None, description="The invoice this one corrects: e-invoice type 384 with BT-25/BT-26."
+    )
 
     @model_validator(mode="after")
     def _statutory_content(self) -> InvoiceData:
@@ -78,6 +88,10 @@ class InvoiceData(DocumentData):
             raise ValueError("due_date must not be before issue_date")
         if any(line.tax_rate == 0 for line in self.lines) and self.tax_exemption_reason is None:
             raise ValueError("lines at 0 % VAT need tax_exemption_reason (§14(4) Nr. 8 UStG)")
+        if self.corrects is not None and self.corrects.issue_date > self.issue_date:
+            raise ValueError("corrects.issue_date must not be after issue_date")
+        if self.corrects is not None and self.corrects.number == self.number:
+            raise ValueError("corrects.number must differ from number: a correction gets a new number")
         if self.totals().net <= 0:
             raise ValueError("an invoice total must be positive; a negative amount is a credit_note")
         return self
@@ -149,6 +163,11 @@ def invoice_context(request: InvoiceRequest) -> dict[str, Any]:
         "default_notice": data.default_notice,
         "note": data.note,
         "tax_exemption_reason": data.tax_exemption_reason,
+        "corrects": (
+            {"number": data.corrects.number, "issue_date": fmt.date(data.corrects.issue_date)}
+            if data.corrects
+            else None
+        ),
         "payment_qr": payment_qr(data.seller, totals.gross, data.number, data.currency),
     }
 
@@ -202,12 +221,12 @@ def recipient_party(recipient: Recipient) -> TradeParty:
 
 
 def invoice_einvoice(request: InvoiceRequest) -> EInvoice:
-    """The invoice as EN 16931 data (type code 380)."""
+    """The invoice as EN 16931 data (type code 380, or 384 when it corrects a preceding invoice)."""
     data = request.data
     totals = data.totals()
     exempt = data.tax_exemption_reason is not None
     return EInvoice(
-        type_code="380",
+        type_code="384" if data.corrects else "380",
         number=data.number,
         issue_date=data.issue_date,
         currency=data.currency,
@@ -249,6 +268,7 @@ def invoice_einvoice(request: InvoiceRequest) -> EInvoice:
         payee_iban=data.seller.iban,
         payee_bic=data.seller.bic,
         payment_reference=data.number,
+        preceding_invoice=(data.corrects.number, data.corrects.issue_date) if data.corrects else None,
         notes=tuple(note for note in (data.note,) if note),
     )
 
