@@ -41,14 +41,15 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--renders", type=int, default=200, help="renders per rendering case")
+    parser.add_argument("--renders", type=int, default=200, help="renders per Typst rendering case")
+    parser.add_argument("--engine-renders", type=int, default=20, help="renders per HTML and DOCX case")
     parser.add_argument("--documents", type=int, default=300, help="documents through the whole pipeline")
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)
     args = parser.parse_args()
 
     console = Console(width=150)
-    rows = render.run(args.renders)
+    rows = render.run(args.renders, args.engine_renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
     console.print(_table(rows))
     RESULTS.mkdir(exist_ok=True)

@@ -13,6 +13,8 @@ ldconfig -p | grep -q 'libpango-1.0.so' || missing+=(libpango-1.0-0)
 ldconfig -p | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-1.0-0)
 ldconfig -p | grep -q 'libharfbuzz-subset.so' || missing+=(libharfbuzz-subset0)
 command -v soffice >/dev/null || missing+=(libreoffice-writer-nogui)
+# The LibreOffice pool drives soffice over UNO from Debian's own python3.
+/usr/bin/python3 -c 'import uno' 2>/dev/null || missing+=(python3-uno)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -107,9 +107,10 @@ def test_fonts_are_embedded(example: str) -> None:
             assert embedded, f"{font.get('/BaseFont')} is not embedded"
 
 
+@pytest.mark.parametrize("variant", ["archive", "email"])
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
-def test_archive_variant_is_pdf_a_3b(example: str) -> None:
-    metadata = PdfReader(io.BytesIO(rendered(example, "archive"))).xmp_metadata
+def test_archive_and_email_variants_are_pdf_a_3b(example: str, variant: Variant) -> None:
+    metadata = PdfReader(io.BytesIO(rendered(example, variant))).xmp_metadata
     assert metadata is not None
     xml = metadata.rdf_root.toxml()
     assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml

@@ -101,5 +101,5 @@ def test_a_broken_template_fails_alone(tmp_path: Path) -> None:
     (tmp_path / "memo" / "typst" / "main.typ").unlink()
     store = TemplateStore(tmp_path)
     assert store.resolve("letter").id == "letter"
-    with pytest.raises(TemplateError, match="entry file main.typ is missing"):
+    with pytest.raises(TemplateError, match=r"entry file main\.typ is missing"):
         store.resolve("memo")

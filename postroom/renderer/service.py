@@ -50,9 +50,16 @@ class Renderer:
 
     @classmethod
     def for_folder(cls, root: Path) -> Renderer:
-        """A renderer over the template folder ``root`` with every available engine."""
+        """A renderer over the template folder ``root`` with every available engine.
+
+        The docx engine's LibreOffice pool starts on the first docx render, not here; stop it
+        with ``renderer.engines["docx"].close()`` (it also stops at interpreter exit).
+        """
+        from postroom.renderer.docx import DocxEngine
+        from postroom.renderer.html import HtmlEngine
+
         store = TemplateStore(root)
-        return cls(store, [TypstEngine(store.fonts)])
+        return cls(store, [TypstEngine(store.fonts), HtmlEngine(store.fonts), DocxEngine(store.fonts)])
 
     def template_for(
         self, doc_type: DocumentType, requested: str | None, engine: str | None = None

@@ -24,7 +24,9 @@ from postroom.renderer.engine import Template, TemplateError, Variant
 
 _PACKAGE_IMPORT = re.compile(r"""["']@[a-z]+/""")
 _QUOTED = re.compile(r'"[^"\n]*"')
-_PDF_STANDARD: dict[Variant, Literal["a-3b"] | None] = {"archive": "a-3b", "print": None, "email": None}
+# E-mail and archive copies are PDF/A-3b: the form that may carry an e-invoice (Factur-X) and
+# that a recipient can archive as received. The print file goes to the letter shop as plain PDF.
+_PDF_STANDARD: dict[Variant, Literal["a-3b"] | None] = {"archive": "a-3b", "print": None, "email": "a-3b"}
 
 
 def _strings(value: Any) -> list[str]:
@@ -90,7 +92,7 @@ class TypstEngine:
     def render(
         self, template: Template, context: Mapping[str, Any], variant: Variant, *, timestamp: datetime
     ) -> bytes:
-        """Compile ``template`` with ``context``; the archive variant is PDF/A-3b."""
+        """Compile ``template`` with ``context``; archive and e-mail variants are PDF/A-3b."""
         payload = json.dumps({**context, "variant": variant}, ensure_ascii=False, default=str)
         try:
             pdf = self._compiler(template).compile(
