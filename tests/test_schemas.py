@@ -132,3 +132,13 @@ def test_every_type_publishes_a_json_schema_without_json_numbers(name: str) -> N
         return []
 
     assert numbers(schema, "") == []
+
+
+def test_validation_errors_never_quote_the_input() -> None:
+    body = example("invoice")
+    body["recipient"]["postcode"] = "5114"
+    body["recipient"]["email"] = "erika.mustermann(at)example.org"
+    with pytest.raises(ValidationError) as caught:
+        InvoiceRequest.model_validate(body)
+    assert "Mustermann" not in str(caught.value)
+    assert "Heidestraße" not in str(caught.value)

@@ -621,3 +621,14 @@ def test_many_commissions_repeat_the_table_header() -> None:
     assert "Gutschrift PA-2026-11-0042" in second  # running title
     # 60 × 4,788.00 = 287,280.00 net; 19 % = 54,583.20; gross 341,863.20; payout 340,363.20.
     assert "340.363,20" in text_of(reader)
+
+
+def test_a_commission_share_may_be_the_whole_courtage() -> None:
+    body = example("commission_statement")
+    body["data"]["commissions"][0]["rate"] = "100"
+    body["data"]["commissions"][1]["rate"] = "12.3456"
+    request = document_type("commission_statement").parse(body)
+    assert str(request.data.commissions[0].rate) == "100"  # type: ignore[attr-defined]
+    body["data"]["commissions"][0]["rate"] = "100.01"
+    with pytest.raises(ValidationError, match=r"data\.commissions\.0\.rate"):
+        document_type("commission_statement").parse(body)

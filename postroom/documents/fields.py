@@ -44,6 +44,7 @@ _AMOUNT = r"-?\d{1,12}(\.\d{1,2})?"
 _UNIT_PRICE = r"-?\d{1,12}(\.\d{1,4})?"
 _QUANTITY = r"-?\d{1,9}(\.\d{1,4})?"
 _RATE = r"\d{1,2}(\.\d{1,2})?"
+_PERCENT = r"(100(\.0{1,4})?|\d{1,2}(\.\d{1,4})?)"
 
 Amount = Annotated[Decimal, _decimal_string(_AMOUNT, "1234.50"), _schema(_AMOUNT, "1234.50")]
 """A money amount with at most two decimals."""
@@ -53,6 +54,8 @@ Quantity = Annotated[Decimal, _decimal_string(_QUANTITY, "1"), _schema(_QUANTITY
 """A quantity with at most four decimals."""
 TaxRate = Annotated[Decimal, _decimal_string(_RATE, "19"), _schema(_RATE, "19")]
 """A VAT rate in percent, 0 to 99.99."""
+Percent = Annotated[Decimal, _decimal_string(_PERCENT, "40"), _schema(_PERCENT, "40")]
+"""A share in percent, 0 to 100 with at most four decimals (commission shares, fees)."""
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -13,9 +13,15 @@ _GERMAN_POSTCODE = re.compile(r"\d{5}")
 
 
 class StrictModel(BaseModel):
-    """Base of every request model: unknown fields are an error, never silently dropped."""
+    """Base of every request model: unknown fields are an error, never silently dropped.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    Validation errors never quote the input, which may be personal data, even when
+    someone logs ``str(error)``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, frozen=True, hide_input_in_errors=True
+    )
 
 
 class PostalAddress(StrictModel):

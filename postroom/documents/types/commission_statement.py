@@ -39,6 +39,7 @@ from postroom.documents.fields import (
     DocumentNumber,
     IsoDate,
     LongText,
+    Percent,
     TaxRate,
     Text,
 )
@@ -101,7 +102,7 @@ class Commission(StrictModel):
     order_reference: str = Field(pattern=_REFERENCE, description="The brokered order; unique per statement.")
     description: Text
     base_amount: Amount = Field(description="The amount the commission is computed on.")
-    rate: TaxRate = Field(description="Commission rate in percent of base_amount.")
+    rate: Percent = Field(description="Commission rate in percent of base_amount (0 to 100).")
     tax_rate: TaxRate | None = Field(
         default=None, description="VAT rate; required unless agent_small_business, then omitted or 0."
     )
@@ -139,7 +140,7 @@ class Discounting(StrictModel):
     """Fee for paying one commission early: ``rate`` % of that commission's net (an allowance, BG-20)."""
 
     description: Text
-    rate: TaxRate
+    rate: Percent
     applies_to: str = Field(pattern=_REFERENCE, description="order_reference of the discounted commission.")
 
     @field_validator("rate")
