@@ -98,7 +98,8 @@ def test_english_body(tmp_path: Path) -> None:
         [eml] = sink.messages()
     body = message_from_bytes(eml.read_bytes(), policy=default).get_body(("plain",))
     assert body is not None
-    assert "please find attached our invoice RE-2026-000123" in body.get_content()
+    assert "the following document as a PDF: Invoice RE-2026-000123" in body.get_content()
+    assert body.get_content().startswith("Dear Erika Mustermann,")
 
 
 @pytest.mark.parametrize("replying_server", ["451 4.3.0 try later"], indirect=True)
@@ -144,3 +145,16 @@ def test_smtp_url_parsing() -> None:
     assert smtp.password is not None
     assert smtp.password.get_secret_value() == "p:ss"
     assert Settings(smtp_url="smtp://relay").smtp.port == 25
+
+
+def test_salutation_fits_the_recipient() -> None:
+    from dataclasses import replace
+
+    from postroom.channels.email import salutation
+
+    parcel = handoff()
+    assert salutation(parcel) == "Guten Tag Erika Mustermann,"
+    company = parcel.recipient.model_copy(update={"kind": "business", "name": "Schmidt & Söhne KG"})
+    assert salutation(replace(parcel, recipient=company)) == "Sehr geehrte Damen und Herren,"
+    team = parcel.recipient.model_copy(update={"kind": "internal", "name": "Team Forderungsmanagement"})
+    assert salutation(replace(parcel, recipient=team, locale="en")) == "Hello Team Forderungsmanagement,"

@@ -53,13 +53,30 @@ class EmailBodies:
         return self.environment.select_template(names).render(_body_context(handoff))
 
 
+_SALUTATIONS = {
+    "de": ("Guten Tag {name},", "Sehr geehrte Damen und Herren,", "Hallo {name},"),
+    "en": ("Dear {name},", "Dear Sir or Madam,", "Hello {name},"),
+}
+
+
+def salutation(handoff: Handoff) -> str:
+    """Greeting by recipient kind: a person by name, a company formally, a team internally."""
+    person, company, team = _SALUTATIONS.get(handoff.locale, _SALUTATIONS["en"])
+    recipient = handoff.recipient
+    if recipient.kind == "internal":
+        return team.format(name=recipient.name)
+    if recipient.kind == "consumer":
+        return person.format(name=recipient.name)
+    return company
+
+
 def _body_context(handoff: Handoff) -> dict[str, Any]:
     fmt = Formatter(handoff.locale)
     return {
         "title": handoff.title,
         "number": handoff.number,
         "issue_date": fmt.date(handoff.issue_date),
-        "recipient_name": handoff.recipient.attention or handoff.recipient.name,
+        "salutation": salutation(handoff),
         "seller": handoff.seller.model_dump(),
     }
 
