@@ -14,6 +14,19 @@ Locale = Literal["de", "en"]
 POSTAL_CHANNELS: frozenset[str] = frozenset({"print", "eletter"})
 
 
+class Period(StrictModel):
+    """A range of days, both inclusive (a statement period, a billing period BG-14)."""
+
+    start: IsoDate
+    end: IsoDate
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError("period.end must not be before period.start")
+        return self
+
+
 class DocumentData(StrictModel):
     """Base of each type's ``data``: every document carries its number, issue date and issuer."""
 

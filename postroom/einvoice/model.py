@@ -6,10 +6,13 @@ the mapping is not obvious. Amounts are Decimals computed by :mod:`postroom.mone
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Literal
+
+from postroom.money import TaxGroup
 
 TypeCode = Literal["380", "381", "384", "389"]
 """380 commercial invoice, 381 credit note, 384 corrected invoice, 389 self-billed invoice."""
@@ -112,3 +115,18 @@ def tax_category(rate: Decimal, *, exempt: bool = False) -> TaxCategory:
     if rate > 0:
         return "S"
     return "E" if exempt else "Z"
+
+
+def tax_subtotals(groups: Iterable[TaxGroup], exemption_reason: str | None) -> tuple[TaxSubtotal, ...]:
+    """The VAT breakdown (BG-23) of computed tax groups; 0 % groups carry the exemption reason."""
+    exempt = exemption_reason is not None
+    return tuple(
+        TaxSubtotal(
+            category=tax_category(group.rate, exempt=exempt),
+            rate=group.rate,
+            basis=group.net,
+            tax=group.tax,
+            exemption_reason=exemption_reason if group.rate == 0 else None,
+        )
+        for group in groups
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,33 @@ from typing import Any, Literal, Protocol
 from postroom.errors import PermanentError
 
 Variant = Literal["print", "email", "archive"]
+
+
+_QUOTED = re.compile(r"""("[^"\n]*"|'[^'\n]{40,}')""")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def redact(message: str, context: Mapping[str, Any]) -> str:
+    """An engine's error ``message`` with every string of ``context`` and every quoted text masked.
+
+    Engines quote offending values, which may be request data (personal data). Strings of
+    three or more characters from the context, double-quoted texts and long single-quoted
+    ones become ``…``; short single-quoted names (``'dict object' has no attribute 'numbr'``)
+    stay readable.
+    """
+    for text in sorted(set(_strings(context)), key=len, reverse=True):
+        if len(text) >= 3:
+            message = message.replace(text, "…")
+    return _QUOTED.sub('"…"', message)
 
 
 class TemplateError(PermanentError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,32 +30,9 @@ import weasyprint
 from jinja2.sandbox import SandboxedEnvironment
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from postroom.renderer.engine import Template, TemplateError, Variant
+from postroom.renderer.engine import Template, TemplateError, Variant, redact
 
 _PDF_VARIANT: dict[Variant, str | None] = {"archive": "pdf/a-3b", "print": None, "email": "pdf/a-3b"}
-_QUOTED = re.compile(r"""("[^"\n]*"|'[^'\n]{40,}')""")
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [text for item in value.values() for text in _strings(item)]
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in _strings(item)]
-    return []
-
-
-def redact(message: str, context: Mapping[str, Any]) -> str:
-    """``message`` with every string of ``context`` (3+ characters) and every double-quoted text masked.
-
-    Jinja2 and WeasyPrint messages name fields in single quotes (``'dict object' has no
-    attribute 'numbr'``), which stay readable; values they might quote are request data.
-    """
-    for text in sorted(set(_strings(context)), key=len, reverse=True):
-        if len(text) >= 3:
-            message = message.replace(text, "…")
-    return _QUOTED.sub('"…"', message)
 
 
 def _inside(path: Path, folders: Iterable[Path]) -> bool:

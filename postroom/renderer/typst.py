@@ -20,31 +20,12 @@ from typing import Any, Literal
 
 import typst
 
-from postroom.renderer.engine import Template, TemplateError, Variant
+from postroom.renderer.engine import Template, TemplateError, Variant, redact
 
 _PACKAGE_IMPORT = re.compile(r"""["']@[a-z]+/""")
-_QUOTED = re.compile(r'"[^"\n]*"')
 # E-mail and archive copies are PDF/A-3b: the form that may carry an e-invoice (Factur-X) and
 # that a recipient can archive as received. The print file goes to the letter shop as plain PDF.
 _PDF_STANDARD: dict[Variant, Literal["a-3b"] | None] = {"archive": "a-3b", "print": None, "email": "a-3b"}
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [text for item in value.values() for text in _strings(item)]
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in _strings(item)]
-    return []
-
-
-def _redact(message: str, context: Mapping[str, Any]) -> str:
-    """Typst errors quote offending values, which may be request data: mask every context string and quote."""
-    for text in sorted(set(_strings(context)), key=len, reverse=True):
-        if len(text) >= 3:
-            message = message.replace(text, "…")
-    return _QUOTED.sub('"…"', message)
 
 
 class TypstEngine:
@@ -101,7 +82,7 @@ class TypstEngine:
                 timestamp=int(timestamp.timestamp()),
             )
         except typst.TypstError as error:
-            message = _redact(str(error).splitlines()[0] if str(error) else "compile error", context)
+            message = redact(str(error).splitlines()[0] if str(error) else "compile error", context)
             raise TemplateError(f"{template.id} v{template.version} failed to compile: {message}") from None
         if not isinstance(pdf, bytes):
             raise TemplateError(f"{template.id} v{template.version} produced no PDF")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from postroom.api.auth import require
 from postroom.api.problems import FieldError, ProblemError, field_errors, validation_problem
 from postroom.api.routes.documents import parse_document_request
+from postroom.core.models import TemplateUpload
 from postroom.core.template_uploads import (
     TemplateVersionConflict,
     list_template_uploads,
@@ -42,6 +43,21 @@ class TemplateInfo(BaseModel):
     uploaded_at: datetime | None = None
     uploaded_by: str | None = None
     description: str | None = None
+
+    @classmethod
+    def uploaded(cls, row: TemplateUpload) -> TemplateInfo:
+        """An uploaded version."""
+        return cls(
+            id=row.template_id,
+            version=row.version,
+            engine=row.engine,
+            document_type=row.document_type,
+            sha256=row.sha256,
+            source="uploaded",
+            uploaded_at=row.uploaded_at,
+            uploaded_by=row.uploaded_by,
+            description=row.description,
+        )
 
     @classmethod
     def shipped(cls, template: Template) -> TemplateInfo:
@@ -91,20 +107,7 @@ def list_templates(
     rt = _runtime(request)
     infos = [TemplateInfo.shipped(t) for t in rt.renderer.templates.shipped.values()]
     with rt.db.session() as session:
-        infos.extend(
-            TemplateInfo(
-                id=row.template_id,
-                version=row.version,
-                engine=row.engine,
-                document_type=row.document_type,
-                sha256=row.sha256,
-                source="uploaded",
-                uploaded_at=row.uploaded_at,
-                uploaded_by=row.uploaded_by,
-                description=row.description,
-            )
-            for row in list_template_uploads(session)
-        )
+        infos.extend(TemplateInfo.uploaded(row) for row in list_template_uploads(session))
     return sorted(infos, key=lambda info: (info.id, info.engine, info.version))
 
 
@@ -158,17 +161,7 @@ async def upload_template(
             row, created = store_template_upload(session, upload, uploaded_by=key.id)
         except TemplateVersionConflict as error:
             raise ProblemError(409, "Conflict", str(error), slug="template-version-exists") from None
-        info = TemplateInfo(
-            id=row.template_id,
-            version=row.version,
-            engine=row.engine,
-            document_type=row.document_type,
-            sha256=row.sha256,
-            source="uploaded",
-            uploaded_at=row.uploaded_at,
-            uploaded_by=row.uploaded_by,
-            description=row.description,
-        )
+        info = TemplateInfo.uploaded(row)
     if not created:
         response.status_code = 200
     return info

@@ -19,7 +19,7 @@ from postroom.documents.fields import Amount, CurrencyCode, DocumentNumber, IsoD
 from postroom.documents.formatting import Formatter
 from postroom.documents.letter import recipient_context, seller_context
 from postroom.documents.parties import Seller, StrictModel
-from postroom.documents.request import DocumentData, DocumentRequest
+from postroom.documents.request import DocumentData, DocumentRequest, Period
 from postroom.money import ZERO, round_money
 
 EntryKind = Literal[
@@ -37,19 +37,6 @@ EntryKind = Literal[
 
 BalanceSide = Literal["ours", "yours", "settled"]
 """Who the balance favours: the issuer (the customer owes), the customer (we owe), or nobody."""
-
-
-class StatementPeriod(StrictModel):
-    """The period the statement covers, both days inclusive."""
-
-    start: IsoDate
-    end: IsoDate
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StatementPeriod:
-        if self.end < self.start:
-            raise ValueError("period.end must not be before period.start")
-        return self
 
 
 class StatementEntry(StrictModel):
@@ -117,7 +104,7 @@ class AccountStatementData(DocumentData):
     issue_date: IsoDate
     seller: Seller
     currency: CurrencyCode = "EUR"
-    period: StatementPeriod
+    period: Period
     opening_balance: Amount = Field(description="Balance at the start of the period; positive: owed to us.")
     entries: list[StatementEntry] = Field(default_factory=list, max_length=2000)
     request_confirmation: bool = Field(

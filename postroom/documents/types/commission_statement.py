@@ -46,16 +46,9 @@ from postroom.documents.fields import (
 from postroom.documents.formatting import Formatter
 from postroom.documents.letter import recipient_context, seller_context
 from postroom.documents.parties import Recipient, Seller, StrictModel
-from postroom.documents.request import DocumentData, DocumentRequest
+from postroom.documents.request import DocumentData, DocumentRequest, Period
 from postroom.documents.types.invoice import recipient_party, seller_party
-from postroom.einvoice.model import (
-    DocumentAdjustment,
-    EInvoice,
-    TaxCategory,
-    TaxSubtotal,
-    TradeLine,
-    tax_category,
-)
+from postroom.einvoice.model import DocumentAdjustment, EInvoice, TradeLine, tax_category, tax_subtotals
 from postroom.money import ZERO, Adjustment, LineItem, Totals, compute_totals, percent_of
 
 SMALL_BUSINESS_NOTE: dict[str, str] = {
@@ -81,19 +74,6 @@ def _positive(value: Decimal, field: str) -> Decimal:
     if value <= 0:
         raise ValueError(f"{field} must be positive")
     return value
-
-
-class StatementPeriod(StrictModel):
-    """The period of the agent's services (BG-14; date of supply, §14(4) Nr. 6 UStG)."""
-
-    start: IsoDate
-    end: IsoDate
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StatementPeriod:
-        if self.end < self.start:
-            raise ValueError("period.end must not be before period.start")
-        return self
 
 
 class Commission(StrictModel):
@@ -165,7 +145,7 @@ class CommissionStatementData(DocumentData):
 
     number: DocumentNumber
     issue_date: IsoDate
-    period: StatementPeriod
+    period: Period
     currency: CurrencyCode = "EUR"
     seller: Seller = Field(description="The broker, who issues the self-billed invoice (buyer BG-7).")
     agent_small_business: bool = Field(
@@ -375,12 +355,6 @@ def commission_statement_context(request: CommissionStatementRequest) -> dict[st
     }
 
 
-def _category(data: CommissionStatementData, rate: Decimal) -> TaxCategory:
-    if data.agent_small_business:
-        return "E"
-    return tax_category(rate, exempt=data.tax_exemption_reason is not None)
-
-
 def commission_statement_einvoice(request: CommissionStatementRequest) -> EInvoice:
     """The statement as EN 16931 data: type code 389, the agent as seller and the broker as buyer."""
     data = request.data
@@ -394,7 +368,7 @@ def commission_statement_einvoice(request: CommissionStatementRequest) -> EInvoi
                 is_charge=False,
                 amount=figures.discount,
                 reason=data.discounting.description,
-                tax_category=_category(data, data.vat_rate(discounted)),
+                tax_category=tax_category(data.vat_rate(discounted), exempt=reason is not None),
                 tax_rate=data.vat_rate(discounted),
             ),
         )
@@ -416,7 +390,7 @@ def commission_statement_einvoice(request: CommissionStatementRequest) -> EInvoi
                 unit_code="C62",
                 net_price=total,
                 net_amount=total,
-                tax_category=_category(data, data.vat_rate(commission)),
+                tax_category=tax_category(data.vat_rate(commission), exempt=reason is not None),
                 tax_rate=data.vat_rate(commission),
                 order_reference=commission.order_reference,
             )
@@ -424,16 +398,7 @@ def commission_statement_einvoice(request: CommissionStatementRequest) -> EInvoi
                 zip(data.commissions, totals.line_totals, strict=True), start=1
             )
         ),
-        taxes=tuple(
-            TaxSubtotal(
-                category=_category(data, group.rate),
-                rate=group.rate,
-                basis=group.net,
-                tax=group.tax,
-                exemption_reason=reason if group.rate == 0 else None,
-            )
-            for group in totals.tax_groups
-        ),
+        taxes=tax_subtotals(totals.tax_groups, reason),
         line_total=totals.line_net,
         allowance_total=totals.allowances,
         charge_total=totals.charges,

@@ -25,8 +25,9 @@ from postroom.documents.types.invoice import (
     InvoiceReference,
     recipient_party,
     seller_party,
+    trade_lines,
 )
-from postroom.einvoice.model import EInvoice, TaxSubtotal, TradeLine, tax_category
+from postroom.einvoice.model import EInvoice, tax_subtotals
 from postroom.money import Totals, compute_totals
 
 
@@ -155,7 +156,6 @@ def credit_note_einvoice(request: CreditNoteRequest) -> EInvoice:
     """
     data = request.data
     totals = data.totals()
-    exempt = data.tax_exemption_reason is not None
     return EInvoice(
         type_code="381",
         number=data.number,
@@ -163,29 +163,8 @@ def credit_note_einvoice(request: CreditNoteRequest) -> EInvoice:
         currency=data.currency,
         seller=seller_party(data.seller),
         buyer=recipient_party(request.recipient),
-        lines=tuple(
-            TradeLine(
-                id=str(index),
-                name=line.description,
-                quantity=line.quantity,
-                unit_code=line.unit,
-                net_price=line.unit_price,
-                net_amount=total,
-                tax_category=tax_category(line.tax_rate, exempt=exempt),
-                tax_rate=line.tax_rate,
-            )
-            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
-        ),
-        taxes=tuple(
-            TaxSubtotal(
-                category=tax_category(group.rate, exempt=exempt),
-                rate=group.rate,
-                basis=group.net,
-                tax=group.tax,
-                exemption_reason=data.tax_exemption_reason if group.rate == 0 else None,
-            )
-            for group in totals.tax_groups
-        ),
+        lines=trade_lines(data.lines, totals, exempt=data.tax_exemption_reason is not None),
+        taxes=tax_subtotals(totals.tax_groups, data.tax_exemption_reason),
         line_total=totals.line_net,
         tax_basis=totals.net,
         tax_total=totals.tax,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from postroom.documents.letter import recipient_context, seller_context
 from postroom.documents.parties import Recipient, Seller, StrictModel
 from postroom.documents.payment_qr import epc_qr_svg
 from postroom.documents.request import DocumentData, DocumentRequest
-from postroom.einvoice.model import EInvoice, TaxSubtotal, TradeLine, TradeParty, tax_category
+from postroom.einvoice.model import EInvoice, TradeLine, TradeParty, tax_category, tax_subtotals
 from postroom.money import LineItem, Totals, compute_totals
 
 
@@ -220,11 +221,27 @@ def recipient_party(recipient: Recipient) -> TradeParty:
     )
 
 
+def trade_lines(lines: Sequence[InvoiceLine], totals: Totals, *, exempt: bool) -> tuple[TradeLine, ...]:
+    """Invoice lines as e-invoice lines (BG-25), with the line amounts computed in ``totals``."""
+    return tuple(
+        TradeLine(
+            id=str(index),
+            name=line.description,
+            quantity=line.quantity,
+            unit_code=line.unit,
+            net_price=line.unit_price,
+            net_amount=total,
+            tax_category=tax_category(line.tax_rate, exempt=exempt),
+            tax_rate=line.tax_rate,
+        )
+        for index, (line, total) in enumerate(zip(lines, totals.line_totals, strict=True), start=1)
+    )
+
+
 def invoice_einvoice(request: InvoiceRequest) -> EInvoice:
     """The invoice as EN 16931 data (type code 380, or 384 when it corrects a preceding invoice)."""
     data = request.data
     totals = data.totals()
-    exempt = data.tax_exemption_reason is not None
     return EInvoice(
         type_code="384" if data.corrects else "380",
         number=data.number,
@@ -232,29 +249,8 @@ def invoice_einvoice(request: InvoiceRequest) -> EInvoice:
         currency=data.currency,
         seller=seller_party(data.seller),
         buyer=recipient_party(request.recipient),
-        lines=tuple(
-            TradeLine(
-                id=str(index),
-                name=line.description,
-                quantity=line.quantity,
-                unit_code=line.unit,
-                net_price=line.unit_price,
-                net_amount=total,
-                tax_category=tax_category(line.tax_rate, exempt=exempt),
-                tax_rate=line.tax_rate,
-            )
-            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
-        ),
-        taxes=tuple(
-            TaxSubtotal(
-                category=tax_category(group.rate, exempt=exempt),
-                rate=group.rate,
-                basis=group.net,
-                tax=group.tax,
-                exemption_reason=data.tax_exemption_reason if group.rate == 0 else None,
-            )
-            for group in totals.tax_groups
-        ),
+        lines=trade_lines(data.lines, totals, exempt=data.tax_exemption_reason is not None),
+        taxes=tax_subtotals(totals.tax_groups, data.tax_exemption_reason),
         line_total=totals.line_net,
         tax_basis=totals.net,
         tax_total=totals.tax,
