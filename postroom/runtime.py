@@ -30,8 +30,14 @@ class Runtime:
     @cached_property
     def renderer(self) -> Renderer:
         """The renderer over the shipped template folder and the uploaded templates."""
-        renderer = Renderer.for_folder(self.settings.templates_dir)
-        renderer.templates.attach(UploadedTemplates(self.db, self.settings.template_cache_path))
+        settings = self.settings
+        renderer = Renderer.for_folder(
+            settings.templates_dir,
+            office_pool_size=settings.office_pool_size,
+            office_max_conversions=settings.office_max_conversions,
+            office_timeout_seconds=settings.office_timeout_seconds,
+        )
+        renderer.templates.attach(UploadedTemplates(self.db, settings.template_cache_path))
         return renderer
 
     @cached_property

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     callback_allow_private_networks: bool = False
     callback_timeout_seconds: float = 10.0
 
+    office_pool_size: int = Field(default=2, ge=1, le=16)
+    office_max_conversions: int = Field(default=200, ge=1)
+    office_timeout_seconds: float = Field(default=60.0, gt=0)
+
     render_timeout_seconds: int = 120
     delivery_timeout_seconds: int = 300
     job_max_retries: int = 8

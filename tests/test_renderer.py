@@ -103,3 +103,17 @@ def test_a_broken_template_fails_alone(tmp_path: Path) -> None:
     assert store.resolve("letter").id == "letter"
     with pytest.raises(TemplateError, match=r"entry file main\.typ is missing"):
         store.resolve("memo")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '#image("http://127.0.0.1:9/logo.png")\n',
+        '#image("https://example.org/logo.png")\n',
+        '#read("file:///etc/passwd")\n',
+    ],
+)
+def test_templates_cannot_reach_the_network(tmp_path: Path, source: str) -> None:
+    make_template(tmp_path, source)
+    with pytest.raises(TemplateError, match="failed to compile"):
+        render(tmp_path)

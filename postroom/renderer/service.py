@@ -49,17 +49,30 @@ class Renderer:
         self.engines = {engine.name: engine for engine in engines}
 
     @classmethod
-    def for_folder(cls, root: Path) -> Renderer:
+    def for_folder(
+        cls,
+        root: Path,
+        *,
+        office_pool_size: int = 2,
+        office_max_conversions: int = 200,
+        office_timeout_seconds: float = 60.0,
+    ) -> Renderer:
         """A renderer over the template folder ``root`` with every available engine.
 
-        The docx engine's LibreOffice pool starts on the first docx render, not here; stop it
-        with ``renderer.engines["docx"].close()`` (it also stops at interpreter exit).
+        The docx engine's LibreOffice pool (``office_*``) starts on the first docx render, not
+        here; stop it with ``renderer.engines["docx"].close()`` (it also stops at exit).
         """
         from postroom.renderer.docx import DocxEngine
         from postroom.renderer.html import HtmlEngine
 
         store = TemplateStore(root)
-        return cls(store, [TypstEngine(store.fonts), HtmlEngine(store.fonts), DocxEngine(store.fonts)])
+        docx = DocxEngine(
+            store.fonts,
+            pool_size=office_pool_size,
+            max_conversions=office_max_conversions,
+            timeout=office_timeout_seconds,
+        )
+        return cls(store, [TypstEngine(store.fonts), HtmlEngine(store.fonts), docx])
 
     def template_for(
         self, doc_type: DocumentType, requested: str | None, engine: str | None = None
