@@ -9,18 +9,14 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import docx
 import pdfplumber
 import pytest
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml import parse_xml
-from pypdf import PdfReader
-from pypdf.generic import DictionaryObject
 
 from postroom.documents.catalogue import document_type
 from postroom.renderer.docx import DocxEngine
@@ -31,16 +27,26 @@ from postroom.renderer.service import Renderer
 from postroom.renderer.templates import TemplateStore
 from postroom.settings import PROJECT_ROOT
 from tests.conftest import example
+from tests.pdf_checks import (
+    MM,
+    TIMESTAMP,
+    WINDOW,
+    declares_pdf_a_3b,
+    font_names,
+    overlaps,
+    page_words,
+    postal_address,
+    reader_of,
+    render_example,
+    renderer,
+    return_line_of,
+    text_of,
+    unembedded_fonts,
+    within,
+)
 
-NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-MM = 72 / 25.4
 ENGINES = ("typst", "html", "docx")
 FONTS = PROJECT_ROOT / "templates" / "fonts"
-
-
-@cache
-def renderer() -> Renderer:
-    return Renderer.for_folder(PROJECT_ROOT / "templates")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,18 +57,9 @@ def _stop_pool() -> Iterator[None]:
     docx_engine.close()
 
 
-@cache
-def rendered(engine: str, variant: Variant = "print", name: str = "invoice") -> bytes:
-    body = example(name)
-    doc_type = document_type(body["type"])
-    rendering = renderer().render(doc_type, doc_type.parse(body), [variant], timestamp=NOW, engine=engine)
-    assert rendering.template.engine == engine
-    return rendering.pdfs[variant].data
-
-
-def text_of(pdf: bytes) -> str:
-    with pdfplumber.open(io.BytesIO(pdf)) as document:
-        return "\n".join(page.extract_text() or "" for page in document.pages).replace("\xa0", " ")
+def rendered(engine: str, variant: Variant = "print") -> bytes:
+    """The example invoice rendered with ``engine``'s template."""
+    return render_example(example("invoice"), variant, engine=engine)
 
 
 def invoice_tokens() -> list[str]:
@@ -106,11 +103,7 @@ def test_every_engine_prints_the_same_invoice_content(engine: str) -> None:
 
 @pytest.mark.parametrize("engine", ["html", "docx"])
 def test_archive_variant_declares_pdf_a_3(engine: str) -> None:
-    metadata = PdfReader(io.BytesIO(rendered(engine, "archive"))).xmp_metadata
-    assert metadata is not None
-    xml = metadata.rdf_root.toxml()
-    assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
-    assert "<pdfaid:conformance>B</pdfaid:conformance>" in xml or 'pdfaid:conformance="B"' in xml
+    assert declares_pdf_a_3b(rendered(engine, "archive"))
 
 
 @pytest.mark.parametrize("engine", ["html", "docx"])
@@ -118,66 +111,30 @@ def test_identical_input_gives_identical_bytes(engine: str) -> None:
     first = rendered(engine)
     body = example("invoice")
     doc_type = document_type(body["type"])
-    again = renderer().render(doc_type, doc_type.parse(body), ["print"], timestamp=NOW, engine=engine)
+    again = renderer().render(doc_type, doc_type.parse(body), ["print"], timestamp=TIMESTAMP, engine=engine)
     assert again.pdfs["print"].data == first
-    metadata = PdfReader(io.BytesIO(first)).metadata
+    metadata = reader_of(first).metadata
     assert metadata is not None
-    assert metadata.creation_date == NOW  # dates come from the timestamp, not the clock
+    assert metadata.creation_date == TIMESTAMP  # dates come from the timestamp, not the clock
 
 
 @pytest.mark.parametrize("engine", ["html", "docx"])
 def test_every_font_is_embedded_inter(engine: str) -> None:
-    reader = PdfReader(io.BytesIO(rendered(engine)))
-    found = 0
-    for page in reader.pages:
-        resources = cast(DictionaryObject, page["/Resources"].get_object())
-        for font in cast(DictionaryObject, resources["/Font"].get_object()).values():
-            font = cast(DictionaryObject, font.get_object())
-            descriptors = [font.get("/FontDescriptor")] + [
-                child.get_object().get("/FontDescriptor") for child in font.get("/DescendantFonts", [])
-            ]
-            files = {
-                key
-                for descriptor in descriptors
-                if descriptor is not None
-                for key in descriptor.get_object()
-                if key in ("/FontFile", "/FontFile2", "/FontFile3")
-            }
-            assert files, f"font {font.get('/BaseFont')} is not embedded"
-            assert "Inter" in str(font.get("/BaseFont"))
-            found += 1
-    assert found
-
-
-def window_words(pdf: bytes) -> tuple[list[str], list[str]]:
-    """Words on page 1 inside the window (x 20–110, y 45–90 mm) and all words of page 1."""
-    with pdfplumber.open(io.BytesIO(pdf)) as document:
-        words = document.pages[0].extract_words()
-    inside = [
-        word["text"]
-        for word in words
-        if word["x0"] >= 20 * MM
-        and word["x1"] <= 110 * MM
-        and word["top"] >= 45 * MM
-        and word["bottom"] <= 90 * MM
-    ]
-    overlapping = [
-        word["text"]
-        for word in words
-        if word["x0"] < 110 * MM
-        and word["x1"] > 20 * MM
-        and word["top"] < 90 * MM
-        and word["bottom"] > 45 * MM
-    ]
-    return inside, overlapping
+    pdf = rendered(engine)
+    assert not unembedded_fonts(pdf)
+    names = font_names(pdf)
+    assert names
+    assert all("Inter" in name for name in names), names
 
 
 @pytest.mark.parametrize("engine", ["html", "docx"])
 def test_only_the_address_prints_inside_the_window(engine: str) -> None:
-    inside, overlapping = window_words(rendered(engine))
-    recipient = example("invoice")["recipient"]
-    address = [recipient["name"], recipient["street"], f"{recipient['postcode']} {recipient['city']}"]
-    allowed = " ".join([*address, "Muster Immobilien GmbH · Hohenzollernring 12 · 50672 Köln"]).split()
+    words = page_words(rendered(engine))
+    inside = [word["text"] for word in words if within(word, WINDOW)]
+    overlapping = [word["text"] for word in words if overlaps(word, WINDOW)]
+    body = example("invoice")
+    address = postal_address(body["recipient"])
+    allowed = " ".join([*address, return_line_of(body["data"]["seller"])]).split()
     assert " ".join(inside).count("Mustermann") == 1
     for line in address:
         assert all(word in inside for word in line.split()), f"{line!r} is not inside the window"
@@ -215,7 +172,7 @@ def html_template(root: Path, source: str, name: str = "evil") -> TemplateStore:
 
 def render_html(root: Path, source: str, context: dict[str, Any] | None = None) -> bytes:
     store = html_template(root, source)
-    return HtmlEngine(FONTS).render(store.resolve("evil"), context or {}, "email", timestamp=NOW)
+    return HtmlEngine(FONTS).render(store.resolve("evil"), context or {}, "email", timestamp=TIMESTAMP)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +259,7 @@ def test_docx_templates_may_not_pull_external_resources(tmp_path: Path, build: A
     store = docx_template(tmp_path, build)
     engine = DocxEngine(FONTS)
     with pytest.raises(TemplateError, match=message):
-        engine.render(store.resolve("evil"), {"name": "x"}, "email", timestamp=NOW)
+        engine.render(store.resolve("evil"), {"name": "x"}, "email", timestamp=TIMESTAMP)
     assert engine.pool.started == 0  # refused before LibreOffice was involved
 
 

@@ -5,47 +5,39 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import UTC, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import typst
 from pypdf import PdfReader
-from pypdf.generic import DictionaryObject
 
 from postroom.documents.catalogue import document_type
 from postroom.renderer.engine import Variant
-from postroom.renderer.service import Renderer
 from postroom.settings import PROJECT_ROOT
 from tests.conftest import example
+from tests.pdf_checks import (
+    MM,
+    PAGE_HEIGHT,
+    WINDOW,
+    assert_only_address_in_window,
+    declares_pdf_a_3b,
+    font_names,
+    page_texts,
+    postal_address,
+    reader_of,
+    render_example,
+    return_line_of,
+    text_fragments,
+    text_of,
+    unembedded_fonts,
+)
 
-MM = 72 / 25.4
-PAGE_HEIGHT = 297 * MM
-WINDOW = (20 * MM, 110 * MM, 45 * MM, 90 * MM)  # x from, x to, y from, y to (from the top edge)
 FOLD_MARKS_MM = (105, 148.5, 210)
 
 
-@cache
-def renderer() -> Renderer:
-    return Renderer.for_folder(PROJECT_ROOT / "templates")
-
-
 def render(body: dict[str, Any], variant: Variant = "email") -> PdfReader:
-    doc_type = document_type(body["type"])
-    rendering = renderer().render(
-        doc_type, doc_type.parse(body), [variant], timestamp=datetime(2026, 11, 20, 12, tzinfo=UTC)
-    )
-    return PdfReader(io.BytesIO(rendering.pdfs[variant].data))
-
-
-def page_text(reader: PdfReader, index: int) -> str:
-    """Text of one page, non-breaking spaces (between figure and unit) read as spaces."""
-    return reader.pages[index].extract_text().replace("\xa0", " ")
-
-
-def text_of(reader: PdfReader) -> str:
-    return "\n".join(page_text(reader, index) for index in range(len(reader.pages)))
+    return reader_of(render_example(body, variant))
 
 
 def test_invoice_has_the_statutory_content_on_one_page() -> None:
@@ -80,9 +72,7 @@ def test_invoice_has_the_statutory_content_on_one_page() -> None:
 
 
 def test_reference_invoice_flows_onto_two_pages() -> None:
-    reader = render(example("reference_invoice"))
-    assert len(reader.pages) == 2
-    first, second = page_text(reader, 0), page_text(reader, 1)
+    first, second = page_texts(render_example(example("reference_invoice")))
     assert "Seite 1 von 2" in first
     assert "Seite 2 von 2" in second
     assert "Rechnung RE-2026-000124" in second  # running header
@@ -102,29 +92,10 @@ def test_english_invoice() -> None:
         assert expected in text, expected
 
 
-def fonts(reader: PdfReader) -> list[DictionaryObject]:
-    found = []
-    for page in reader.pages:
-        resources = cast(DictionaryObject, page["/Resources"].get_object())
-        for font in cast(DictionaryObject, resources["/Font"].get_object()).values():
-            found.append(cast(DictionaryObject, font.get_object()))
-    return found
-
-
 def test_every_font_is_embedded() -> None:
-    for font in fonts(render(example("reference_invoice"))):
-        descriptors = [font.get("/FontDescriptor")] + [
-            child.get_object().get("/FontDescriptor") for child in font.get("/DescendantFonts", [])
-        ]
-        files = {
-            key
-            for descriptor in descriptors
-            if descriptor is not None
-            for key in descriptor.get_object()
-            if key in ("/FontFile", "/FontFile2", "/FontFile3")
-        }
-        assert files, f"font {font.get('/BaseFont')} is not embedded"
-        assert "Inter" in str(font.get("/BaseFont"))
+    pdf = render_example(example("reference_invoice"))
+    assert not unembedded_fonts(pdf)
+    assert all("Inter" in name for name in font_names(pdf))
 
 
 def translations(reader: PdfReader) -> set[tuple[float, float]]:
@@ -145,37 +116,14 @@ def test_fold_and_hole_marks_only_in_the_print_variant(variant: Variant, marked:
 @pytest.mark.parametrize("name", ["invoice", "reference_invoice"])
 def test_only_the_address_prints_inside_the_window(name: str) -> None:
     body = example(name)
-    reader = render(body, "print")
-    inside: list[str] = []
-
-    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y_from_top = PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
-        if text.strip() and WINDOW[0] <= x <= WINDOW[1] and WINDOW[2] <= y_from_top <= WINDOW[3]:
-            inside.append(text.strip())
-
-    reader.pages[0].extract_text(visitor_text=visit)
-    recipient = body["recipient"]
-    allowed = " ".join(
-        [
-            "Muster Immobilien GmbH · Hohenzollernring 12 · 50672 Köln",
-            recipient["name"],
-            recipient.get("attention", ""),
-            recipient["street"],
-            f"{recipient['postcode']} {recipient['city']}",
-        ]
+    pdf = render_example(body, "print")
+    assert_only_address_in_window(
+        pdf, postal_address(body["recipient"]), return_line_of(body["data"]["seller"])
     )
-    assert inside, "the address must be inside the window"
-    for fragment in inside:
-        assert fragment in allowed, f"{fragment!r} prints inside the window"
 
 
 def test_archive_variant_declares_pdf_a_3b() -> None:
-    reader = render(example("invoice"), "archive")
-    metadata = reader.xmp_metadata
-    assert metadata is not None
-    xml = metadata.rdf_root.toxml()
-    assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
+    assert declares_pdf_a_3b(render_example(example("invoice"), "archive"))
 
 
 @cache
@@ -249,15 +197,8 @@ def test_a_long_address_line_never_pushes_the_city_out_of_the_window() -> None:
     body = example("reference_invoice")
     body["recipient"]["name"] = "Schmidt & Söhne Bauträger und Projektentwicklungsgesellschaft mbH & Co. KG"
     body["recipient"]["country"] = "AT"
-    reader = render(body, "print")
-    lines: dict[str, float] = {}
-
-    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        if text.strip() and x < WINDOW[1]:
-            lines[text.strip()] = (PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])) / MM
-
-    reader.pages[0].extract_text(visitor_text=visit)
+    fragments = text_fragments(render_example(body, "print"))
+    lines = {text: y / MM for text, x, y in fragments if x < WINDOW[1]}
     window = " ".join(line for line, y in lines.items() if 45 < y < 90)
     assert all(word in window for word in body["recipient"]["name"].split())
     assert 62.7 < lines["80331 München"] < 90
