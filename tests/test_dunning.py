@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import copy
-import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from pypdf import PdfReader
 
 from postroom.documents.catalogue import document_type
 from postroom.documents.interest import (
@@ -30,13 +27,19 @@ from postroom.documents.payment_qr import epc_qr_svg
 from postroom.documents.types.collection_notice import CollectionRequest
 from postroom.documents.types.dunning_letter import DunningRequest, dunning_totals, payment_reference
 from postroom.renderer.engine import Variant
-from postroom.renderer.service import Renderer
-from postroom.settings import PROJECT_ROOT, get_settings
+from postroom.settings import get_settings
 from tests.conftest import example
-
-MM = 72 / 25.4
-PAGE_HEIGHT = 297 * MM
-WINDOW = (20 * MM, 110 * MM, 45 * MM, 90 * MM)  # x from, x to, y from, y to (from the top edge)
+from tests.pdf_checks import (
+    assert_contains,
+    assert_only_address_in_window,
+    declares_pdf_a_3b,
+    flowing,
+    postal_address,
+    reader_of,
+    render_example,
+    return_line_of,
+    text_of,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Interest, computed by hand
@@ -322,34 +325,11 @@ def test_hand_off_needs_two_reminders_the_first_28_days_earlier() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@cache
-def renderer() -> Renderer:
-    return Renderer.for_folder(PROJECT_ROOT / "templates")
-
-
-def render(body: dict[str, Any], variant: Variant = "email") -> PdfReader:
-    doc_type = document_type(body["type"])
-    rendering = renderer().render(
-        doc_type, doc_type.parse(body), [variant], timestamp=datetime(2026, 11, 23, 12, tzinfo=UTC)
-    )
-    return PdfReader(io.BytesIO(rendering.pdfs[variant].data))
-
-
-def text_of(reader: PdfReader) -> str:
-    """All pages' text, non-breaking spaces read as spaces."""
-    return "\n".join(page.extract_text().replace("\xa0", " ") for page in reader.pages)
-
-
-def assert_contains(text: str, expected: tuple[str, ...]) -> None:
-    missing = [fragment for fragment in expected if fragment not in text]
-    assert not missing, missing
-
-
 def test_dunning_letter_prints_the_computed_figures_in_german() -> None:
-    reader = render(example("dunning_letter"))
-    assert len(reader.pages) == 1
+    pdf = render_example(example("dunning_letter"))
+    assert len(reader_of(pdf).pages) == 1
     assert_contains(
-        text_of(reader),
+        text_of(pdf),
         (
             "2. Mahnung",
             "MA-2026-000311",
@@ -380,7 +360,7 @@ def test_dunning_letter_prints_the_computed_figures_in_english() -> None:
     body = example("dunning_letter")
     body["locale"] = "en"
     assert_contains(
-        text_of(render(body)),
+        text_of(render_example(body)),
         (
             "Second reminder",
             "91.07",
@@ -441,17 +421,17 @@ def level_body(level: int, locale: str) -> dict[str, Any]:
 def test_wording_rises_with_the_level(
     locale: str, titles: tuple[str, ...], phrases: tuple[str, ...], announcement: str
 ) -> None:
-    texts = [text_of(render(level_body(level, locale))) for level in range(4)]
+    texts = [text_of(render_example(level_body(level, locale))) for level in range(4)]
     for level, text in enumerate(texts):
         assert text.split("\n").count(titles[level]) >= 1, (level, titles[level])
-        flowing = " ".join(text.split())
+        one_line = flowing(text)
         for other, phrase in enumerate(phrases):
-            assert (phrase in flowing) is (other == level), (level, phrase)
+            assert (phrase in one_line) is (other == level), (level, phrase)
         assert (announcement in text) is (level == 3), level
 
 
 def test_collection_notice_prints_agency_and_claims() -> None:
-    text = text_of(render(example("collection_notice")))
+    text = text_of(render_example(example("collection_notice")))
     assert_contains(
         text,
         (
@@ -472,7 +452,7 @@ def test_collection_notice_prints_agency_and_claims() -> None:
     body = example("collection_notice")
     body["locale"] = "en"
     assert_contains(
-        text_of(render(body)),
+        text_of(render_example(body)),
         ("collection agency", "20 Oct 2026 and 23 Nov 2026", "€106.21", "Total claim €6,246.21", "RI-88231"),
     )
 
@@ -480,48 +460,26 @@ def test_collection_notice_prints_agency_and_claims() -> None:
 @pytest.mark.parametrize("name", ["dunning_letter", "collection_notice"])
 @pytest.mark.parametrize("variant", ["print", "email", "archive"])
 def test_every_variant_renders(name: str, variant: Variant) -> None:
-    reader = render(example(name), variant)
-    assert len(reader.pages) == 1
+    pdf = render_example(example(name), variant)
+    assert len(reader_of(pdf).pages) == 1
     if variant == "archive":
-        metadata = reader.xmp_metadata
-        assert metadata is not None
-        xml = metadata.rdf_root.toxml()
-        assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
+        assert declares_pdf_a_3b(pdf)
 
 
 @pytest.mark.parametrize("name", ["dunning_letter", "collection_notice"])
 def test_only_the_address_prints_inside_the_window(name: str) -> None:
     body = example(name)
-    reader = render(body, "print")
-    inside: list[str] = []
-
-    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y_from_top = PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
-        if text.strip() and WINDOW[0] <= x <= WINDOW[1] and WINDOW[2] <= y_from_top <= WINDOW[3]:
-            inside.append(text.strip())
-
-    reader.pages[0].extract_text(visitor_text=visit)
-    recipient = body["recipient"]
-    allowed = " ".join(
-        [
-            "Muster Immobilien GmbH · Hohenzollernring 12 · 50672 Köln",
-            recipient["name"],
-            recipient.get("attention", ""),
-            recipient["street"],
-            f"{recipient['postcode']} {recipient['city']}",
-        ]
+    pdf = render_example(body, "print")
+    assert_only_address_in_window(
+        pdf, postal_address(body["recipient"]), return_line_of(body["data"]["seller"])
     )
-    assert inside, "the address must be inside the window"
-    for fragment in inside:
-        assert fragment in allowed, f"{fragment!r} prints inside the window"
 
 
 def test_a_letter_without_interest_fees_or_iban_renders_cleanly() -> None:
     body = dunning(level=0, previous_reminders=[], interest="none", fees=[])
     for key in ("iban", "bic", "bank"):
         del body["data"]["seller"][key]
-    text = text_of(render(body))
+    text = text_of(render_example(body))
     assert "Zahlungserinnerung" in text
     assert "Gesamtbetrag 6.140,00 €" in text
     for absent in ("Zinsen", "Verwendungszweck", "none", "Scannen"):
@@ -534,7 +492,7 @@ def test_a_consumer_is_charged_base_rate_plus_five_points() -> None:
     body = dunning(fees=[{"description": "Mahnkosten", "amount": "2.50"}])
     body["recipient"]["kind"] = "consumer"
     assert_contains(
-        " ".join(text_of(render(body)).split()),
+        flowing(text_of(render_example(body))),
         (
             "68 Tage zu 6,27 %",
             "55,60",

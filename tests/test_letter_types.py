@@ -1,21 +1,18 @@
 """Account statement, payment plan and follow-up notice: arithmetic, validation and rendered PDFs.
 
-The PDFs are rendered with the production renderer and Typst engine over a private copy of the
-shipped folders these types use (``_shared``, ``fonts`` and their own templates), so a template
-another type has half-finished cannot break these tests.
+The PDFs are rendered with the production renderer over the shipped templates; a template folder
+another type has half-finished cannot break these tests, as the template store only fails the
+broken template itself when it is asked for.
 """
 
 from __future__ import annotations
 
-import io
-import shutil
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from pypdf import PdfReader
 
 from postroom.documents.doctype import DocumentType
 from postroom.documents.schedule import add_months, monthly_dates
@@ -23,14 +20,18 @@ from postroom.documents.types import account_statement, followup_notice, payment
 from postroom.documents.types.account_statement import AccountStatementRequest, compute_balances
 from postroom.documents.types.payment_plan import PaymentPlanRequest, split_installments
 from postroom.renderer.engine import Variant
-from postroom.renderer.service import Renderer
-from postroom.settings import PROJECT_ROOT
 from tests.conftest import example
-
-MM = 72 / 25.4
-PAGE_HEIGHT = 297 * MM
-WINDOW = (20 * MM, 110 * MM, 45 * MM, 90 * MM)  # x from, x to, y from, y to (from the top edge)
-RETURN_LINE = "Muster Immobilien GmbH · Hohenzollernring 12 · 50672 Köln"
+from tests.pdf_checks import (
+    assert_only_address_in_window,
+    declares_pdf_a_3b,
+    flowing,
+    page_texts,
+    postal_address,
+    reader_of,
+    render_example,
+    return_line_of,
+    text_of,
+)
 
 TYPES: dict[str, DocumentType] = {
     "account_statement": account_statement.DOCUMENT_TYPE,
@@ -38,32 +39,6 @@ TYPES: dict[str, DocumentType] = {
     "followup_notice": followup_notice.DOCUMENT_TYPE,
 }
 VARIANTS: tuple[Variant, ...] = ("print", "email", "archive")
-
-
-@pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
-    root = tmp_path_factory.mktemp("templates")
-    for folder in ("_shared", "fonts", *TYPES):
-        shutil.copytree(PROJECT_ROOT / "templates" / folder, root / folder)
-    return Renderer.for_folder(root)
-
-
-def render(renderer: Renderer, body: dict[str, Any], variant: Variant = "email") -> PdfReader:
-    doc_type = TYPES[body["type"]]
-    rendering = renderer.render(
-        doc_type, doc_type.parse(body), [variant], timestamp=datetime(2026, 11, 30, 12, tzinfo=UTC)
-    )
-    return PdfReader(io.BytesIO(rendering.pdfs[variant].data))
-
-
-def page_text(reader: PdfReader, index: int) -> str:
-    """Text of one page as one line: line breaks and non-breaking spaces read as single spaces."""
-    return " ".join(reader.pages[index].extract_text().split())
-
-
-def text_of(reader: PdfReader) -> str:
-    """Text of every page, see :func:`page_text`."""
-    return " ".join(page_text(reader, index) for index in range(len(reader.pages)))
 
 
 def errors_of(doc_type: DocumentType, body: dict[str, Any]) -> dict[str, str]:
@@ -178,10 +153,11 @@ def test_unknown_entry_kind_names_the_field() -> None:
     assert "data.entries.1.kind" in errors_of(TYPES["account_statement"], body)
 
 
-def test_german_statement_pdf(renderer: Renderer) -> None:
-    reader = render(renderer, example("account_statement"))
-    assert len(reader.pages) == 2  # the letter and the confirmation slip
-    text = text_of(reader)
+def test_german_statement_pdf() -> None:
+    pdf = render_example(example("account_statement"))
+    pages = page_texts(pdf)
+    assert len(pages) == 2  # the letter and the confirmation slip
+    text = flowing(text_of(pdf))
     for expected in (
         "Kontoauszug KA-2026-11-200871",
         "01.10.2026 – 30.11.2026",
@@ -203,16 +179,16 @@ def test_german_statement_pdf(renderer: Renderer) -> None:
         "Firmenstempel",
     ):
         assert expected in text, expected
-    slip = page_text(reader, 1)
+    slip = flowing(pages[1])
     assert "Saldenbestätigung" in slip
     assert "6.142,50 €" in slip
     assert "zu Gunsten der Muster Immobilien GmbH" in slip
 
 
-def test_english_statement_pdf(renderer: Renderer) -> None:
+def test_english_statement_pdf() -> None:
     body = example("account_statement")
     body["locale"] = "en"
-    text = text_of(render(renderer, body))
+    text = flowing(text_of(render_example(body)))
     for expected in (
         "Statement of account KA-2026-11-200871",
         "4,760.00",
@@ -231,13 +207,13 @@ def test_english_statement_pdf(renderer: Renderer) -> None:
         assert expected in text, expected
 
 
-def test_confirmation_slip_only_when_requested(renderer: Renderer) -> None:
+def test_confirmation_slip_only_when_requested() -> None:
     body = example("account_statement")
     body["data"]["request_confirmation"] = False
     del body["data"]["confirm_by"]
-    reader = render(renderer, body)
-    text = text_of(reader)
-    assert len(reader.pages) == 1
+    pdf = render_example(body)
+    text = flowing(text_of(pdf))
+    assert len(reader_of(pdf).pages) == 1
     assert "Saldenbestätigung" not in text
     assert "Antwort bis" not in text
     assert "6.142,50" in text
@@ -252,13 +228,11 @@ def test_confirmation_slip_only_when_requested(renderer: Renderer) -> None:
         ("-1382.50", "en", "Account settled"),
     ],
 )
-def test_statement_wording_follows_the_sign(
-    renderer: Renderer, opening: str, locale: str, wording: str
-) -> None:
+def test_statement_wording_follows_the_sign(opening: str, locale: str, wording: str) -> None:
     body = example("account_statement")
     body["locale"] = locale
     body["data"]["opening_balance"] = opening
-    text = text_of(render(renderer, body))
+    text = flowing(text_of(render_example(body)))
     assert wording in text
     assert "unseren Gunsten" not in text
     assert "in our favour" not in text
@@ -411,10 +385,10 @@ def test_first_due_date_may_be_the_issue_date() -> None:
     assert plan(body).data.schedule().installments[0].due_date == date(2026, 11, 23)
 
 
-def test_german_payment_plan_pdf(renderer: Renderer) -> None:
-    reader = render(renderer, example("payment_plan"))
-    assert len(reader.pages) == 1
-    text = text_of(reader)
+def test_german_payment_plan_pdf() -> None:
+    pdf = render_example(example("payment_plan"))
+    assert len(reader_of(pdf).pages) == 1
+    text = flowing(text_of(pdf))
     for expected in (
         "Ratenvereinbarung RV-2026-000014",
         "RE-2026-000102 3.570,00 €",
@@ -436,10 +410,10 @@ def test_german_payment_plan_pdf(renderer: Renderer) -> None:
     assert text.count("518,53 €") >= 6
 
 
-def test_english_payment_plan_pdf(renderer: Renderer) -> None:
+def test_english_payment_plan_pdf() -> None:
     body = example("payment_plan")
     body["locale"] = "en"
-    text = text_of(render(renderer, body))
+    text = flowing(text_of(render_example(body)))
     for expected in (
         "Payment plan RV-2026-000014",
         "Total claims €3,611.18",
@@ -454,7 +428,7 @@ def test_english_payment_plan_pdf(renderer: Renderer) -> None:
         assert expected in text, expected
 
 
-def test_unequal_last_instalment_and_no_signature(renderer: Renderer) -> None:
+def test_unequal_last_instalment_and_no_signature() -> None:
     body = example("payment_plan")
     body["data"].update(
         installments=7,
@@ -463,7 +437,7 @@ def test_unequal_last_instalment_and_no_signature(renderer: Renderer) -> None:
         first_due_date="2027-01-31",
         signature_required=False,
     )
-    text = text_of(render(renderer, body))
+    text = flowing(text_of(render_example(body)))
     # 3611.18 / 7 = 515.882… → 515.88; the last is 3611.18 - 6 × 515.88 = 515.90
     assert "Die ersten 6 Raten betragen je 515,88 €, die letzte Rate 515,90 €" in text
     assert "7 vierteljährlichen Raten" in text
@@ -523,10 +497,10 @@ def test_followup_field_errors_are_located(change: dict[str, Any], field: str) -
     assert field in errors_of(TYPES["followup_notice"], body)
 
 
-def test_german_followup_pdf(renderer: Renderer) -> None:
-    reader = render(renderer, example("followup_notice"))
-    assert len(reader.pages) == 1
-    text = text_of(reader)
+def test_german_followup_pdf() -> None:
+    pdf = render_example(example("followup_notice"))
+    assert len(reader_of(pdf).pages) == 1
+    text = flowing(text_of(pdf))
     for expected in (
         "Wiedervorlage WV-2026-001203",
         "Team Forderungsmanagement",
@@ -549,10 +523,10 @@ def test_german_followup_pdf(renderer: Renderer) -> None:
     assert "Hohenzollernring 12 · 50672 Köln" not in text  # no postal return line
 
 
-def test_english_followup_pdf(renderer: Renderer) -> None:
+def test_english_followup_pdf() -> None:
     body = example("followup_notice")
     body["locale"] = "en"
-    text = text_of(render(renderer, body))
+    text = flowing(text_of(render_example(body)))
     for expected in (
         "Follow-up WV-2026-001203",
         "30 Nov 2026",
@@ -567,40 +541,18 @@ def test_english_followup_pdf(renderer: Renderer) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", list(TYPES))
-def test_every_example_renders_in_every_variant(renderer: Renderer, name: str, variant: Variant) -> None:
-    reader = render(renderer, example(name), variant)
-    assert len(reader.pages) >= 1
-    assert "none" not in text_of(reader).lower()
+def test_every_example_renders_in_every_variant(name: str, variant: Variant) -> None:
+    pdf = render_example(example(name), variant)
+    assert len(reader_of(pdf).pages) >= 1
+    assert "none" not in flowing(text_of(pdf)).lower()
     if variant == "archive":
-        metadata = reader.xmp_metadata
-        assert metadata is not None
-        xml = metadata.rdf_root.toxml()
-        assert "<pdfaid:part>3</pdfaid:part>" in xml or 'pdfaid:part="3"' in xml
+        assert declares_pdf_a_3b(pdf)
 
 
 @pytest.mark.parametrize("name", ["account_statement", "payment_plan"])
-def test_only_the_address_prints_inside_the_window(renderer: Renderer, name: str) -> None:
+def test_only_the_address_prints_inside_the_window(name: str) -> None:
     body = example(name)
-    reader = render(renderer, body, "print")
-    inside: list[str] = []
-
-    def visit(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y_from_top = PAGE_HEIGHT - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
-        if text.strip() and WINDOW[0] <= x <= WINDOW[1] and WINDOW[2] <= y_from_top <= WINDOW[3]:
-            inside.append(text.strip())
-
-    reader.pages[0].extract_text(visitor_text=visit)
-    recipient = body["recipient"]
-    allowed = " ".join(
-        [
-            RETURN_LINE,
-            recipient["name"],
-            recipient.get("attention", ""),
-            recipient["street"],
-            f"{recipient['postcode']} {recipient['city']}",
-        ]
+    pdf = render_example(body, "print")
+    assert_only_address_in_window(
+        pdf, postal_address(body["recipient"]), return_line_of(body["data"]["seller"])
     )
-    assert inside, "the address must be inside the window"
-    for fragment in inside:
-        assert fragment in allowed, f"{fragment!r} prints inside the window"
