@@ -9,6 +9,7 @@ from postroom.channels.archive import ArchiveChannel, ArchiveStore, open_archive
 from postroom.channels.base import Channel
 from postroom.channels.email import EmailBodies, EmailChannel
 from postroom.core.db import Database, database
+from postroom.core.documents import Fallback
 from postroom.core.spool import Spool
 from postroom.renderer.service import Renderer
 from postroom.renderer.uploads import UploadedTemplates
@@ -61,6 +62,15 @@ class Runtime:
             verify_tls=self.settings.smtp_verify_tls,
         )
         return {channel.name: channel for channel in (ArchiveChannel(self.archive), email)}
+
+    @cached_property
+    def fallbacks(self) -> dict[str, Fallback]:
+        """Where each channel's failed deliveries go, among the channels this deployment has."""
+        return {
+            failed: Fallback(fallback, self.channels[fallback].variant)
+            for failed, fallback in self.settings.channel_fallbacks.items()
+            if fallback in self.channels
+        }
 
 
 @lru_cache(maxsize=1)

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: int = 300
     job_max_retries: int = 8
     job_max_age_seconds: int = 24 * 3600
+    purge_failed_after_hours: int = Field(default=30 * 24, ge=1)
+    channel_fallbacks: dict[str, str] = {"email": "print", "eletter": "print"}
 
     log_level: str = "INFO"
     log_json: bool = True

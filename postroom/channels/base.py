@@ -53,10 +53,15 @@ class Handoff:
 
 @dataclass(frozen=True, slots=True)
 class HandoffReceipt:
-    """Proof of a hand-off: the channel's reference and whether it is already confirmed."""
+    """Proof of a hand-off: the channel's reference and whether it is already confirmed.
+
+    ``event`` names the hand-off in the delivery's history (``queued_for_print``,
+    ``submitted``); unconfirmed receipts are confirmed later by the channel's counterpart.
+    """
 
     external_ref: str
     confirmed: bool
+    event: str | None = None
 
 
 class Channel(Protocol):

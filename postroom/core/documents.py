@@ -10,16 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from postroom.core.models import Base, Delivery, Document, RenderedVariant, TemplateRelease, utcnow
+from postroom.core.models import (
+    AuditEvent,
+    Base,
+    Delivery,
+    DeliveryEvent,
+    Document,
+    PrintPiece,
+    RenderedVariant,
+    TemplateRelease,
+    utcnow,
+)
 from postroom.core.states import (
     FINAL_DELIVERY_STATES,
     FINAL_DOCUMENT_STATES,
@@ -28,6 +38,7 @@ from postroom.core.states import (
     check_delivery_transition,
     check_document_transition,
 )
+from postroom.documents.catalogue import document_type
 from postroom.documents.request import DocumentRequest
 from postroom.errors import PermanentError, TransientError
 
@@ -118,7 +129,11 @@ def submit_document(
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
         request_sha256=fingerprint,
+        customer_ref=request.recipient.customer_number,
     )
+    total = document_type(request.type).total(request)
+    if total is not None:
+        document.amount, document.currency = total
     try:
         with session.begin_nested():
             session.add(document)
@@ -156,14 +171,29 @@ def move_document(document: Document, target: DocumentStatus) -> None:
         document.delivered_at = utcnow()
 
 
-def move_delivery(delivery: Delivery, target: DeliveryStatus) -> None:
-    """Advance a delivery's status, refusing backward moves."""
+def move_delivery(
+    delivery: Delivery, target: DeliveryStatus, event: str | None = None, detail: str | None = None
+) -> None:
+    """Advance a delivery's status, refusing backward moves; the step joins its history."""
     check_delivery_transition(delivery.status, target)
     delivery.status = target
+    note_delivery_event(delivery, event or target.value, detail)
     if target is DeliveryStatus.SENT:
         delivery.sent_at = utcnow()
     elif target is DeliveryStatus.CONFIRMED:
         delivery.confirmed_at = utcnow()
+
+
+def note_delivery_event(delivery: Delivery, event: str, detail: str | None = None) -> None:
+    """Add a step to the delivery's history at its current status (``detail`` never holds personal data)."""
+    delivery.events.append(
+        DeliveryEvent(status=delivery.status, event=event, detail=detail[:500] if detail else None)
+    )
+
+
+def audit(session: Session, action: str, reason: str, *, document_id: uuid.UUID | None, actor: str) -> None:
+    """Write an audit entry (purges, fallbacks, resolutions)."""
+    session.add(AuditEvent(document_id=document_id, action=action, reason=reason[:200], actor=actor))
 
 
 def claim_for_rendering(session: Session, document_id: uuid.UUID) -> Document | None:
@@ -216,23 +246,26 @@ def record_rendering(
     document.engine = use.engine
     document.rendered_at = utcnow()
     for record in variants:
+        add_variant(session, document, record)
+    for channel in document.channels:
+        delivery = Delivery(
+            id=uuid.uuid4(), channel=channel, variant=channel_variants[channel], status=DeliveryStatus.PENDING
+        )
+        note_delivery_event(delivery, "opened")
+        document.deliveries.append(delivery)
+    move_document(document, DocumentStatus.RENDERED)
+    move_document(document, DocumentStatus.DELIVERING)
+    return list(document.deliveries)
+
+
+def add_variant(session: Session, document: Document, record: VariantRecord) -> None:
+    """Record a rendered PDF of ``document`` unless that variant is recorded already."""
+    if document.variant(record.variant) is None:
         document.variants.append(
             RenderedVariant(
                 variant=record.variant, sha256=record.sha256, size_bytes=record.size_bytes, pages=record.pages
             )
         )
-    for channel in document.channels:
-        document.deliveries.append(
-            Delivery(
-                id=uuid.uuid4(),
-                channel=channel,
-                variant=channel_variants[channel],
-                status=DeliveryStatus.PENDING,
-            )
-        )
-    move_document(document, DocumentStatus.RENDERED)
-    move_document(document, DocumentStatus.DELIVERING)
-    return list(document.deliveries)
 
 
 def fail_document(session: Session, document_id: uuid.UUID, code: str, detail: str) -> None:
@@ -266,18 +299,42 @@ def claim_for_sending(session: Session, delivery_id: uuid.UUID, lease: timedelta
 
 
 def record_handoff(
-    session: Session, delivery_id: uuid.UUID, external_ref: str, *, confirmed: bool
+    session: Session,
+    delivery_id: uuid.UUID,
+    external_ref: str,
+    *,
+    confirmed: bool,
+    event: str | None = None,
 ) -> Delivery:
-    """Record a successful hand-off (``sent``), confirmed at once where the channel says so."""
+    """Record a successful hand-off (``sent``), confirmed at once where the channel says so.
+
+    ``event`` names the hand-off in the history (``queued_for_print``, ``submitted``, …).
+    """
     delivery = locked(session, Delivery, delivery_id)
     assert delivery is not None
     delivery.lease_expires_at = None
     if delivery.status is DeliveryStatus.SENDING:
         delivery.external_ref = external_ref
         delivery.error_code = delivery.error_detail = None
-        move_delivery(delivery, DeliveryStatus.SENT)
+        move_delivery(delivery, DeliveryStatus.SENT, event)
     if confirmed and delivery.status is DeliveryStatus.SENT:
         move_delivery(delivery, DeliveryStatus.CONFIRMED)
+        settle_document(session, delivery.document_id)
+    return delivery
+
+
+def confirm_delivery(
+    session: Session, delivery_id: uuid.UUID, event: str, detail: str | None = None
+) -> Delivery | None:
+    """The channel's counterpart confirmed a sent delivery (acknowledgement file, provider status).
+
+    Repeating it changes nothing; a delivery that is not ``sent`` is returned unchanged.
+    """
+    delivery = locked(session, Delivery, delivery_id)
+    if delivery is None:
+        return None
+    if delivery.status is DeliveryStatus.SENT:
+        move_delivery(delivery, DeliveryStatus.CONFIRMED, event, detail)
         settle_document(session, delivery.document_id)
     return delivery
 
@@ -288,17 +345,71 @@ def note_delivery_error(session: Session, delivery_id: uuid.UUID, code: str, det
     if delivery is not None and delivery.status not in FINAL_DELIVERY_STATES:
         delivery.error_code, delivery.error_detail = code, detail
         delivery.lease_expires_at = None
+        note_delivery_event(delivery, "deferred", code)
 
 
-def fail_delivery(session: Session, delivery_id: uuid.UUID, code: str, detail: str) -> None:
-    """Give a delivery up; its document fails with it."""
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Where a channel's documents go when it fails for good: another channel and its variant."""
+
+    channel: str
+    variant: str
+
+
+def fail_delivery(
+    session: Session,
+    delivery_id: uuid.UUID,
+    code: str,
+    detail: str,
+    *,
+    fallbacks: Mapping[str, Fallback] | None = None,
+) -> Delivery | None:
+    """Give a delivery up.
+
+    When ``fallbacks`` names a channel for the failed one, the recipient has a postal
+    address and the document has no delivery on that channel yet, a new delivery on
+    it replaces the failed one and is returned (to be sent); otherwise the document
+    fails with the delivery and ``None`` is returned.
+    """
     delivery = locked(session, Delivery, delivery_id)
     if delivery is None or delivery.status in FINAL_DELIVERY_STATES:
-        return
+        return None
     delivery.error_code, delivery.error_detail = code, detail
     delivery.lease_expires_at = None
-    move_delivery(delivery, DeliveryStatus.FAILED)
+    move_delivery(delivery, DeliveryStatus.FAILED, "failed", code)
+    replacement = _fallback_for(delivery, (fallbacks or {}).get(delivery.channel))
+    if replacement is not None:
+        audit(
+            session,
+            "fallback",
+            f"{delivery.channel} failed ({code}); sent by {replacement.channel} instead",
+            document_id=delivery.document_id,
+            actor="postroom",
+        )
+        return replacement
     fail_document(session, delivery.document_id, f"delivery_{delivery.channel}_failed", detail)
+    return None
+
+
+def _fallback_for(failed: Delivery, fallback: Fallback | None) -> Delivery | None:
+    document = failed.document
+    if fallback is None or document.status is not DocumentStatus.DELIVERING or document.payload is None:
+        return None
+    if any(d.channel == fallback.channel for d in document.deliveries):
+        return None
+    recipient = document.payload.get("recipient", {})
+    if not all(recipient.get(key) for key in ("street", "postcode", "city")):
+        return None
+    replacement = Delivery(
+        id=uuid.uuid4(),
+        channel=fallback.channel,
+        variant=fallback.variant,
+        status=DeliveryStatus.PENDING,
+        replaces_id=failed.id,
+    )
+    note_delivery_event(replacement, "opened", f"fallback for {failed.channel}")
+    document.deliveries.append(replacement)
+    return replacement
 
 
 def callback_due(document: Document) -> bool:
@@ -318,7 +429,8 @@ def record_callback(session: Session, document_id: uuid.UUID) -> None:
 
 
 def settle_document(session: Session, document_id: uuid.UUID) -> None:
-    """Move a document to ``delivered`` once every delivery is confirmed.
+    """Move a document to ``delivered`` once every delivery is confirmed (a failed one that a
+    fallback delivery replaced counts by its replacement).
 
     The document row is locked first so that two deliveries confirming at the same
     moment cannot both miss each other's confirmation.
@@ -327,5 +439,42 @@ def settle_document(session: Session, document_id: uuid.UUID) -> None:
     if document is None or document.status is not DocumentStatus.DELIVERING:
         return
     session.refresh(document, attribute_names=["deliveries"])
-    if document.deliveries and all(d.status is DeliveryStatus.CONFIRMED for d in document.deliveries):
+    replaced = {d.replaces_id for d in document.deliveries if d.replaces_id is not None}
+    standing = [d for d in document.deliveries if d.id not in replaced]
+    if standing and all(d.status is DeliveryStatus.CONFIRMED for d in standing):
         move_document(document, DocumentStatus.DELIVERED)
+
+
+def purge_personal_data(session: Session, document_id: uuid.UUID, reason: str, *, actor: str) -> bool:
+    """Remove a document's personal data from the database; ``True`` if this call removed it.
+
+    Dropped: the request payload (recipient block and data) and the print queue rows.
+    Kept: ids, type, number, amounts, SHA-256 of each variant, template, timestamps,
+    the pseudonymous customer number and the delivery history. The removal is audited.
+    """
+    document = locked(session, Document, document_id)
+    if document is None or document.purged_at is not None:
+        return False
+    document.payload = None
+    document.purged_at = utcnow()
+    for piece in session.scalars(select(PrintPiece).where(PrintPiece.document_id == document_id)):
+        session.delete(piece)
+    audit(session, "purged", reason, document_id=document_id, actor=actor)
+    return True
+
+
+def purgeable(
+    session: Session, *, failed_before: datetime, limit: int = 500
+) -> list[tuple[uuid.UUID, DocumentStatus]]:
+    """Documents still holding personal data although they are done with: every hand-off
+    confirmed, or failed before ``failed_before`` (the configured maximum age)."""
+    query = (
+        select(Document.id, Document.status)
+        .where(Document.purged_at.is_(None))
+        .where(
+            (Document.status == DocumentStatus.DELIVERED)
+            | ((Document.status == DocumentStatus.FAILED) & (Document.updated_at < failed_before))
+        )
+        .limit(limit)
+    )
+    return [(row.id, row.status) for row in session.execute(query)]

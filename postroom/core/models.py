@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Numeric,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -101,6 +103,10 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     rendered_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    customer_ref: Mapped[str | None] = mapped_column(String(40))
+    purged_at: Mapped[datetime | None]
 
     variants: Mapped[list[RenderedVariant]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="RenderedVariant.variant"
@@ -154,8 +160,87 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
+    replaces_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deliveries.id", name="fk_deliveries_replaces_id")
+    )
 
     document: Mapped[Document] = relationship(back_populates="deliveries")
+    events: Mapped[list[DeliveryEvent]] = relationship(
+        back_populates="delivery", cascade="all, delete-orphan", order_by="DeliveryEvent.id"
+    )
+
+
+class DeliveryEvent(Base):
+    """One step in a delivery's history: a state change or a channel's report (never personal data)."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (Index("ix_delivery_events_delivery", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[DeliveryStatus] = mapped_column(_status(DeliveryStatus))
+    event: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+    delivery: Mapped[Delivery] = relationship(back_populates="events")
+
+
+class AuditEvent(Base):
+    """Something the hub did that an auditor or data-protection officer may ask about (e.g. a purge)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_document", "document_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    document_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class PrintBatch(Base):
+    """One print file for the letter shop: pieces sorted by postcode, handed off, then acknowledged."""
+
+    __tablename__ = "print_batches"
+    __table_args__ = (Index("ix_print_batches_status", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    group_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    pieces: Mapped[int] = mapped_column(default=0)
+    sheets: Mapped[int] = mapped_column(default=0)
+    pages: Mapped[int] = mapped_column(default=0)
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handed_off_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    error_detail: Mapped[str | None] = mapped_column(String(1000))
+
+
+class PrintPiece(Base):
+    """A print delivery waiting for, or placed in, a print batch.
+
+    The postcode is kept only until the batch is acknowledged; then the row goes.
+    """
+
+    __tablename__ = "print_pieces"
+    __table_args__ = (Index("ix_print_pieces_open", "group_key", "batch_id"),)
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[uuid.UUID]
+    group_key: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str] = mapped_column(String(2))
+    postcode: Mapped[str] = mapped_column(String(10))
+    pages: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("print_batches.id"))
+    piece_no: Mapped[int | None]
 
 
 class TemplateRelease(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from postroom.documents.request import DocumentRequest
@@ -40,6 +41,16 @@ class DocumentType:
     def context(self, request: DocumentRequest) -> dict[str, Any]:
         """The template context of a validated request."""
         return self.build_context(request)
+
+    def total(self, request: DocumentRequest) -> tuple[Decimal, str] | None:
+        """The document's gross total and currency, for the records kept after the purge.
+
+        Only vouchers have one; a letter (reminder, statement) has none.
+        """
+        if self.einvoice is None:
+            return None
+        einvoice = self.einvoice(request)
+        return einvoice.grand_total, einvoice.currency
 
     def title(self, locale: str) -> str:
         """The document's name in ``locale``, e.g. ``Rechnung``."""

@@ -14,9 +14,16 @@ from dramatiq.actor import ActorDecorator
 
 from postroom.core.documents import callback_due, fail_delivery, fail_document
 from postroom.core.models import Delivery, Document
+from postroom.core.states import DocumentStatus
 from postroom.errors import PermanentError, safe_detail
-from postroom.jobs import callbacks, delivery, rendering
-from postroom.jobs.broker import CALLBACKS_QUEUE, DELIVERIES_QUEUE, DOCUMENTS_QUEUE, install_broker
+from postroom.jobs import callbacks, delivery, purge, rendering
+from postroom.jobs.broker import (
+    CALLBACKS_QUEUE,
+    DELIVERIES_QUEUE,
+    DOCUMENTS_QUEUE,
+    MAINTENANCE_QUEUE,
+    install_broker,
+)
 from postroom.log import get_logger
 from postroom.runtime import runtime
 from postroom.settings import get_settings
@@ -53,33 +60,63 @@ def _reason(error: BaseException | None) -> tuple[str, str]:
 def _render_given_up(document_id: str, *, error: BaseException | None) -> None:
     with runtime().db.session() as session:
         fail_document(session, uuid.UUID(document_id), *_reason(error))
-        document = session.get(Document, uuid.UUID(document_id))
-        due = document is not None and callback_due(document)
-    if due:
-        notify_callback.send(document_id)
+    conclude_document.send(document_id)
 
 
 def _delivery_given_up(delivery_id: str, *, error: BaseException | None) -> None:
-    with runtime().db.session() as session:
-        fail_delivery(session, uuid.UUID(delivery_id), *_reason(error))
+    rt = runtime()
+    with rt.db.session() as session:
+        replacement = fail_delivery(session, uuid.UUID(delivery_id), *_reason(error), fallbacks=rt.fallbacks)
+        replacement_id = replacement.id if replacement is not None else None
         delivery = session.get(Delivery, uuid.UUID(delivery_id))
-        document_id = (
-            delivery.document_id if delivery is not None and callback_due(delivery.document) else None
-        )
-    if document_id is not None:
-        notify_callback.send(str(document_id))
+        document_id = delivery.document_id if delivery is not None else None
+    if replacement_id is not None:
+        deliver.send(str(replacement_id))
+    elif document_id is not None:
+        conclude_document.send(str(document_id))
 
 
 def _callback_given_up(document_id: str, *, error: BaseException | None) -> None:
     log.warning("callback given up", document_id=document_id, error=_reason(error)[0])
 
 
+def _logged_give_up(document_id: str, *, error: BaseException | None) -> None:
+    log.warning("maintenance step given up", document_id=document_id, error=_reason(error)[0])
+
+
 @job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
 def deliver(delivery_id: str) -> None:
-    """Hand one delivery to its channel; tell the requester when that made the document final."""
+    """Hand one delivery to its channel; conclude the document when that made it final."""
     document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
     if document_id is not None:
-        notify_callback.send(str(document_id))
+        conclude_document.send(str(document_id))
+
+
+@job(MAINTENANCE_QUEUE, 60, _logged_give_up)
+def conclude_document(document_id: str) -> None:
+    """A document reached ``delivered`` or ``failed``: tell the requester; purge a delivered one."""
+    rt = runtime()
+    with rt.db.session() as session:
+        document = session.get(Document, uuid.UUID(document_id))
+        if document is None:
+            return
+        callback, delivered = callback_due(document), document.status is DocumentStatus.DELIVERED
+    if callback:
+        notify_callback.send(document_id)
+    if delivered:
+        purge.purge_document(rt, uuid.UUID(document_id), purge.CONFIRMED)
+
+
+def _sweep_given_up(*, error: BaseException | None) -> None:
+    log.warning("purge sweep given up", error=_reason(error)[0])
+
+
+@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+def sweep_purges() -> None:
+    """Purge whatever is done with but still holds personal data (missed or failed long ago)."""
+    purged = purge.sweep(runtime())
+    if purged:
+        log.info("purge sweep", purged=purged)
 
 
 @job(CALLBACKS_QUEUE, settings.callback_timeout_seconds + 5, _callback_given_up)

@@ -8,10 +8,11 @@ import uuid
 from datetime import timedelta
 
 from postroom.channels.base import Handoff
-from postroom.core.documents import callback_due, claim_for_sending, note_delivery_error, record_handoff
+from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
+from postroom.core.states import FINAL_DOCUMENT_STATES
 from postroom.documents.catalogue import document_type
 from postroom.errors import PermanentError, safe_detail
-from postroom.jobs.rendering import stored_request
+from postroom.jobs.rendering import render_variant, stored_request
 from postroom.log import get_logger
 from postroom.runtime import Runtime
 
@@ -27,8 +28,7 @@ class SpoolMismatch(PermanentError):
 def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
     """Send one delivery; transient errors are recorded and re-raised for the job's retry.
 
-    Returns the document id when this hand-off made the document final and its
-    requester awaits a callback.
+    Returns the document id when this hand-off made the document final.
     """
     # The lease outlasts the actor's time limit, so a live attempt never loses it.
     lease = timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
@@ -38,17 +38,19 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
             return None
         document = delivery.document
         variant = document.variant(delivery.variant)
-        if variant is None:
-            raise SpoolMismatch(f"document {document.id} has no rendered {delivery.variant} variant")
         request = stored_request(document)
         doc_type = document_type(document.type)
-        channel_name, document_id, expected_sha256 = delivery.channel, document.id, variant.sha256
+        channel_name, document_id, variant_name = delivery.channel, document.id, delivery.variant
+        expected_sha256 = variant.sha256 if variant is not None else None
 
     try:
-        pdf = rt.spool.read(document_id, variant.variant)
+        if expected_sha256 is None:
+            # A fallback channel may need a variant the first render did not make.
+            expected_sha256 = render_variant(rt, document_id, variant_name)
+        pdf = rt.spool.read(document_id, variant_name)
         if hashlib.sha256(pdf).hexdigest() != expected_sha256:
             raise SpoolMismatch(
-                f"spooled {variant.variant} PDF of document {document_id} does not match its SHA-256"
+                f"spooled {variant_name} PDF of document {document_id} does not match its SHA-256"
             )
         handoff = Handoff(
             delivery_id=delivery_id,
@@ -76,9 +78,9 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
         raise
     with rt.db.session() as session:
         document = record_handoff(
-            session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed
+            session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed, event=receipt.event
         ).document
-        due = callback_due(document)
+        final = document.status in FINAL_DOCUMENT_STATES
     log.info(
         "delivery handed off",
         delivery_id=str(delivery_id),
@@ -86,4 +88,4 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
         channel=channel_name,
         confirmed=receipt.confirmed,
     )
-    return document_id if due else None
+    return document_id if final else None

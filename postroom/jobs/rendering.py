@@ -5,7 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from postroom.core.documents import TemplateUse, VariantRecord, claim_for_rendering, locked, record_rendering
+from postroom.core.documents import (
+    TemplateChanged,
+    TemplateUse,
+    VariantRecord,
+    add_variant,
+    claim_for_rendering,
+    locked,
+    record_rendering,
+)
 from postroom.core.models import Document
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.catalogue import document_type
@@ -86,6 +94,40 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
         variants=sorted(rendering.pdfs),
     )
     return pending
+
+
+def render_variant(rt: Runtime, document_id: uuid.UUID, variant: str) -> str:
+    """Render one more variant of a rendered document with the same template version; its SHA-256.
+
+    Used when a fallback channel needs a variant the document's own channels did not.
+    """
+    with rt.db.session() as session:
+        document = locked(session, Document, document_id)
+        if document is None:
+            raise LookupError(f"document {document_id} is gone")
+        existing = document.variant(variant)
+        if existing is not None:
+            return existing.sha256
+        request = stored_request(document)
+        pinned = f"{document.template_id}@{document.template_version}"
+        engine, template_sha256, created_at = document.engine, document.template_sha256, document.created_at
+    doc_type = document_type(request.type)
+    rendering = rt.renderer.render(
+        doc_type,
+        request.model_copy(update={"template": pinned}),
+        [cast(Variant, variant)],
+        timestamp=created_at,
+        engine=engine,
+    )
+    if rendering.template.sha256 != template_sha256:
+        raise TemplateChanged(f"template {pinned} changed since document {document_id} was rendered")
+    pdf = rendering.pdfs[cast(Variant, variant)]
+    rt.spool.write(document_id, pdf.variant, pdf.data)
+    with rt.db.session() as session:
+        document = locked(session, Document, document_id)
+        assert document is not None
+        add_variant(session, document, VariantRecord(pdf.variant, pdf.sha256, len(pdf.data), pdf.pages))
+    return pdf.sha256
 
 
 def _pending(document: Document) -> list[uuid.UUID]:

@@ -1,0 +1,167 @@
+"""Checks a PDF must pass before it goes to paper: A4, fonts embedded, only the address in the window.
+
+Print and e-letter run it before a piece joins a batch or is uploaded; a failure is
+permanent (the same PDF fails again) and its message never quotes the document's text.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+from pypdf.generic import ArrayObject, DictionaryObject, PdfObject
+
+from postroom.channels.base import DeliveryRejected
+from postroom.documents.formatting import Formatter, address_lines, return_address
+from postroom.documents.parties import Recipient, Seller
+
+MM = 72 / 25.4
+A4 = (210 * MM, 297 * MM)
+TOLERANCE = 1.0  # points
+WINDOW = (20 * MM, 110 * MM, 45 * MM, 90 * MM)
+"""The window of a DL/C6-5 envelope (x from, x to, y from, y to, from the top left), DIN 5008 form B."""
+FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
+
+
+class PreflightFailed(DeliveryRejected):
+    """The PDF cannot go to paper as it is."""
+
+    code = "preflight_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightLimits:
+    """A channel's own limits (a hybrid-mail provider's page and size caps, say)."""
+
+    max_pages: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightReport:
+    """What a passed check learnt of the PDF."""
+
+    pages: int
+    size_bytes: int
+
+
+def preflight(
+    pdf: bytes,
+    recipient: Recipient,
+    seller: Seller,
+    *,
+    locale: str = "de",
+    limits: PreflightLimits = PreflightLimits(),
+) -> PreflightReport:
+    """Check ``pdf`` for paper; raise :class:`PreflightFailed` naming every problem found."""
+    problems: list[str] = []
+    if limits.max_bytes is not None and len(pdf) > limits.max_bytes:
+        problems.append(f"{len(pdf)} bytes exceed the limit of {limits.max_bytes}")
+    try:
+        reader = PdfReader(io.BytesIO(pdf), strict=False)
+        pages = len(reader.pages)
+    except (PdfReadError, ValueError) as error:
+        raise PreflightFailed(f"not a readable PDF ({type(error).__name__})") from None
+    if pages == 0:
+        raise PreflightFailed("the PDF has no pages")
+    if limits.max_pages is not None and pages > limits.max_pages:
+        problems.append(f"{pages} pages exceed the limit of {limits.max_pages}")
+    off_size = [number for number, page in enumerate(reader.pages, 1) if not _is_a4_portrait(page)]
+    if off_size:
+        problems.append(f"page(s) {_listing(off_size)} are not A4 portrait")
+    unembedded = sorted({name for page in reader.pages for name in _unembedded_fonts(page)})
+    if unembedded:
+        problems.append(f"{len(unembedded)} font(s) not embedded")
+    problems.extend(_window_problems(reader, recipient, seller, locale))
+    if problems:
+        raise PreflightFailed("; ".join(problems))
+    return PreflightReport(pages=pages, size_bytes=len(pdf))
+
+
+def _listing(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:5])
+    return shown + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+
+
+def _is_a4_portrait(page: object) -> bool:
+    box = page.mediabox  # type: ignore[attr-defined]
+    rotation = int(page.get("/Rotate", 0) or 0) % 360  # type: ignore[attr-defined]
+    width, height = float(box.width), float(box.height)
+    if rotation in (90, 270):
+        width, height = height, width
+    return abs(width - A4[0]) <= TOLERANCE and abs(height - A4[1]) <= TOLERANCE
+
+
+def _resolved(value: PdfObject | None) -> PdfObject | None:
+    return value.get_object() if value is not None else None
+
+
+def _fonts(resources: PdfObject | None, seen: set[int]) -> Iterator[DictionaryObject]:
+    resources = _resolved(resources)
+    if not isinstance(resources, DictionaryObject) or id(resources) in seen:
+        return
+    seen.add(id(resources))
+    fonts = _resolved(resources.get("/Font"))
+    for font in fonts.values() if isinstance(fonts, DictionaryObject) else ():
+        font = _resolved(font)
+        if isinstance(font, DictionaryObject):
+            yield font
+            yield from _fonts(font.get("/Resources"), seen)  # Type 3 glyphs may use fonts
+    xobjects = _resolved(resources.get("/XObject"))
+    for xobject in xobjects.values() if isinstance(xobjects, DictionaryObject) else ():
+        xobject = _resolved(xobject)
+        if isinstance(xobject, DictionaryObject) and xobject.get("/Subtype") == "/Form":
+            yield from _fonts(xobject.get("/Resources"), seen)
+
+
+def _unembedded_fonts(page: DictionaryObject) -> Iterator[str]:
+    for font in _fonts(page.get("/Resources"), set()):
+        if font.get("/Subtype") == "/Type3":
+            continue  # glyphs drawn by the PDF itself: nothing to embed
+        descendants = _resolved(font.get("/DescendantFonts"))
+        children = [_resolved(c) for c in descendants] if isinstance(descendants, ArrayObject) else []
+        descriptors = [_resolved(font.get("/FontDescriptor"))] + [
+            _resolved(child.get("/FontDescriptor"))
+            for child in children
+            if isinstance(child, DictionaryObject)
+        ]
+        if not any(
+            key in descriptor
+            for descriptor in descriptors
+            if isinstance(descriptor, DictionaryObject)
+            for key in FONT_FILES
+        ):
+            yield str(font.get("/BaseFont", "unnamed"))
+
+
+def window_text(reader: PdfReader) -> list[str]:
+    """The text fragments of page 1 that start inside the :data:`WINDOW`."""
+    page = reader.pages[0]
+    height = float(page.mediabox.top)
+    left, right, top, bottom = WINDOW
+    found: list[str] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y = height - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
+        if text.strip() and left <= x <= right and top <= y <= bottom:
+            found.append(text.strip())
+
+    page.extract_text(visitor_text=visit)
+    return found
+
+
+def _window_problems(reader: PdfReader, recipient: Recipient, seller: Seller, locale: str) -> list[str]:
+    address = address_lines(recipient, Formatter(locale), home_country=seller.country)
+    allowed = [*address, return_address(seller)]
+    inside = window_text(reader)
+    problems = []
+    if not set(recipient.name.split()) <= set(" ".join(inside).split()):
+        problems.append("the recipient's name does not print inside the envelope window")
+    strangers = [fragment for fragment in inside if not any(fragment in line for line in allowed)]
+    if strangers:
+        problems.append(f"{len(strangers)} text fragment(s) besides the address print inside the window")
+    return problems
