@@ -95,6 +95,25 @@ def worker(processes: int, threads: int) -> None:
 
 
 @main.command()
+def scheduler() -> None:
+    """Send the periodic maintenance jobs: print cut-offs and acknowledgements, purge sweeps."""
+    import signal
+    import threading
+
+    from postroom.jobs import scheduler as clock
+    from postroom.log import configure_logging
+
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        _fail("POSTROOM_REDIS_URL is not set; the scheduler enqueues into Redis")
+    configure_logging(settings.log_level, json=settings.log_json)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    clock.run(clock.schedule(settings), stop)
+
+
+@main.command()
 def migrate() -> None:
     """Bring the database schema to the newest migration."""
     from postroom.core.migrate import upgrade

@@ -7,7 +7,9 @@ from functools import cached_property, lru_cache
 
 from postroom.channels.archive import ArchiveChannel, ArchiveStore, open_archive_store
 from postroom.channels.base import Channel
-from postroom.channels.email import EmailBodies, EmailChannel
+from postroom.channels.email import DkimSigner, EmailBodies, EmailChannel
+from postroom.channels.printing.channel import PrintChannel
+from postroom.channels.printing.letter_shop import LetterShop, open_letter_shop
 from postroom.core.db import Database, database
 from postroom.core.documents import Fallback
 from postroom.core.spool import Spool
@@ -60,8 +62,19 @@ class Runtime:
             EmailBodies(self.settings.templates_dir),
             timeout=self.settings.smtp_timeout_seconds,
             verify_tls=self.settings.smtp_verify_tls,
+            dkim=DkimSigner.from_settings(self.settings),
         )
-        return {channel.name: channel for channel in (ArchiveChannel(self.archive), email)}
+        printing = PrintChannel(self.db, self.letter_shop)
+        return {channel.name: channel for channel in (ArchiveChannel(self.archive), email, printing)}
+
+    @cached_property
+    def letter_shop(self) -> LetterShop:
+        """The letter shop's drop for print batches."""
+        return open_letter_shop(
+            self.settings.print_target_url,
+            client_keys=[self.settings.print_sftp_key_file] if self.settings.print_sftp_key_file else [],
+            known_hosts=self.settings.print_sftp_known_hosts,
+        )
 
     @cached_property
     def fallbacks(self) -> dict[str, Fallback]:

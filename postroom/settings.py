@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 30.0
     smtp_verify_tls: bool = True
     email_from: str = "postroom <noreply@postroom.localhost>"
+    # DKIM signing of outgoing e-mail: set all three or none. The key file is an unencrypted PEM key
+    # (RSA of at least 1024 bits, 2048 recommended; Ed25519 needs PyNaCl). Completeness and the key are
+    # checked when the e-mail channel is built: postroom.channels.email.DkimSigner.from_settings.
+    dkim_selector: str | None = Field(default=None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    dkim_domain: str | None = Field(default=None, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    dkim_private_key_file: Path | None = None
 
     api_keys: Annotated[list[ApiKey], NoDecode] = []
     webhook_secret: SecretStr | None = None
@@ -107,6 +113,19 @@ class Settings(BaseSettings):
     job_max_age_seconds: int = 24 * 3600
     purge_failed_after_hours: int = Field(default=30 * 24, ge=1)
     channel_fallbacks: dict[str, str] = {"email": "print", "eletter": "print"}
+    purge_sweep_seconds: int = Field(default=3600, ge=10)
+
+    # print: batches for the letter shop, handed off to a hot folder (file://) or SFTP (sftp://)
+    print_target_url: str = ""
+    print_sftp_key_file: Path | None = None
+    print_sftp_known_hosts: Path | None = None
+    print_cutoff_times: list[str] = ["16:00"]
+    print_cutoff_interval_seconds: int | None = Field(default=None, ge=1)
+    print_timezone: str = "Europe/Berlin"
+    print_batch_max_pieces: int = Field(default=10_000, ge=1)
+    print_duplex: bool = True
+    print_dl_max_sheets: int = Field(default=5, ge=1)
+    print_ack_poll_seconds: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -128,6 +147,8 @@ class Settings(BaseSettings):
             self.archive_url = (self.var_dir / "archive").as_uri()
         if self.spool_dir is None:
             self.spool_dir = self.var_dir / "spool"
+        if not self.print_target_url:
+            self.print_target_url = (self.var_dir / "print").as_uri()
         if self.template_cache_dir is None:
             self.template_cache_dir = self.var_dir / "template-cache"
         scheme = urlsplit(self.archive_url).scheme
@@ -142,6 +163,11 @@ class Settings(BaseSettings):
         """Folder of transient rendered PDFs (set by the validator)."""
         assert self.spool_dir is not None
         return self.spool_dir
+
+    @property
+    def print_staging_path(self) -> Path:
+        """Where print files are assembled before they go to the letter shop."""
+        return self.var_dir / "print-staging"
 
     @property
     def template_cache_path(self) -> Path:

@@ -15,6 +15,8 @@ ldconfig -p | grep -q 'libharfbuzz-subset.so' || missing+=(libharfbuzz-subset0)
 command -v soffice >/dev/null || missing+=(libreoffice-writer-nogui)
 # The LibreOffice pool drives soffice over UNO from Debian's own python3.
 /usr/bin/python3 -c 'import uno' 2>/dev/null || missing+=(python3-uno)
+# print channel: DataMatrix inserter codes (pylibdmtx loads libdmtx).
+ldconfig -p | grep -q 'libdmtx.so' || missing+=(libdmtx0b)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -91,6 +91,8 @@ def hub_env(
         "POSTROOM_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "POSTROOM_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
         "POSTROOM_LOG_JSON": "true",
+        "POSTROOM_PRINT_CUTOFF_INTERVAL_SECONDS": "1",
+        "POSTROOM_PRINT_ACK_POLL_SECONDS": "1",
     }
     os.environ.update(env)
     get_settings.cache_clear()

@@ -74,7 +74,7 @@ def test_key_without_scope_is_403(api: TestClient) -> None:
         (lambda b: b["data"]["lines"][1].update(unit_price="180,00"), "data.lines[1].unit_price"),
         (lambda b: b["data"]["lines"][0].update(quantity=1), "data.lines[0].quantity"),
         (lambda b: b.update(type="horoscope"), "type"),
-        (lambda b: b.update(channels=["print", "archive"]), "channels[0]"),
+        (lambda b: b.update(channels=["fax", "archive"]), "channels[0]"),
         (lambda b: b["recipient"].update(email="not-an-address"), "recipient.email"),
     ],
 )

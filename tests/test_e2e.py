@@ -145,14 +145,19 @@ def test_reference_invoice_to_archive(api: httpx.Client) -> None:
     assert "04011000-12345-34" in text
 
 
-def test_refused_recipient_fails_the_email_delivery(api: httpx.Client, smtp_sink: SmtpSink) -> None:
+def test_refused_recipient_gets_a_letter_instead(
+    api: httpx.Client, smtp_sink: SmtpSink, hub_env: dict[str, str]
+) -> None:
+    """SMTP 550 fails the e-mail delivery for good; the fallback channel, print, takes over."""
     body = copy.deepcopy(example("invoice"))
     body["recipient"]["email"] = REFUSED_ADDRESS
     response = submit(api, body)
     assert response.status_code == 202, response.text
     document_id = response.json()["id"]
+    stem, manifest = wait_for_print_batch(hub_env, document_id)
+    acknowledge_print_batch(hub_env, stem, manifest)
     view = wait_final(api, document_id)
-    assert view["status"] == "failed"
+    assert view["status"] == "delivered", (view["error"], view["deliveries"])
     deliveries = {d["channel"]: d for d in view["deliveries"]}
     assert deliveries["email"]["status"] == "failed"
     assert deliveries["email"]["error"] == {
@@ -160,9 +165,30 @@ def test_refused_recipient_fails_the_email_delivery(api: httpx.Client, smtp_sink
         "detail": "SMTP recipient refused 550",
     }
     assert deliveries["email"]["attempts"] == 1
+    assert deliveries["print"]["status"] == "confirmed"
     assert deliveries["archive"]["status"] == "confirmed"
-    assert view["error"]["code"] == "delivery_email_failed"
     assert messages_for(smtp_sink, document_id) == []
+
+
+def wait_for_print_batch(hub_env: dict[str, str], document_id: str) -> tuple[str, dict[str, Any]]:
+    """The stem and manifest of the print batch in the hot folder that holds ``document_id``."""
+    out = Path(hub_env["POSTROOM_VAR_DIR"]) / "print" / "out"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for path in out.glob("*.manifest.json"):
+            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            if any(row["document_id"] == document_id for row in manifest["rows"]):
+                return path.name.removesuffix(".manifest.json"), manifest
+        time.sleep(0.2)
+    raise AssertionError(f"no print batch holds document {document_id}")
+
+
+def acknowledge_print_batch(hub_env: dict[str, str], stem: str, manifest: dict[str, Any]) -> None:
+    """Write the letter shop's acknowledgement of a whole batch."""
+    ack = Path(hub_env["POSTROOM_VAR_DIR"]) / "print" / "ack"
+    ack.mkdir(exist_ok=True)
+    content = {"batch": manifest["batch"], "status": "accepted", "rejected_pieces": []}
+    (ack / f"{stem}.ack.json").write_text(json.dumps(content), encoding="utf-8")
 
 
 class CallbackReceiver:
@@ -235,3 +261,62 @@ def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
         REFUSED_ADDRESS,
     ):
         assert personal not in text
+
+
+def test_print_letter_is_confirmed_by_the_acknowledgement_then_purged(
+    api: httpx.Client, hub_env: dict[str, str]
+) -> None:
+    body = example("invoice")
+    body["channels"] = ["print", "archive"]
+    document_id = submit(api, body).json()["id"]
+    hot_folder = Path(hub_env["POSTROOM_VAR_DIR"]) / "print"
+    stem, manifest = wait_for_print_batch(hub_env, document_id)
+    assert (hot_folder / "out" / f"{stem}.pdf").is_file()
+    assert (hot_folder / "out" / f"{stem}.manifest.csv").is_file()
+    view = api.get(f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}).json()
+    assert {d["channel"]: d["status"] for d in view["deliveries"]}["print"] == "sent"
+    acknowledge_print_batch(hub_env, stem, manifest)
+    view = wait_final(api, document_id)
+    assert view["status"] == "delivered", (view["error"], view["deliveries"])
+    # The letter shop has the batch: its files and the acknowledgement go, and so does the personal data.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (hot_folder / "out" / f"{stem}.pdf").exists():
+        time.sleep(0.2)
+    assert not (hot_folder / "out" / f"{stem}.pdf").exists()
+    assert not (hot_folder / "ack" / f"{stem}.ack.json").exists()
+    assert_purged(hub_env, document_id, body)
+
+
+def assert_purged(hub_env: dict[str, str], document_id: str, body: dict[str, Any]) -> None:
+    """No trace of the recipient in the database row, the spool or Redis once the document is done."""
+    from sqlalchemy import text
+
+    from postroom.core.db import database
+
+    deadline = time.monotonic() + 20
+    db = database(hub_env["POSTROOM_DATABASE_URL"])
+    row: Any = None
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            row = session.execute(
+                text("SELECT payload, purged_at, amount FROM documents WHERE id = :id"), {"id": document_id}
+            ).one()
+        if row.purged_at is not None:
+            break
+        time.sleep(0.2)
+    assert row.purged_at is not None
+    assert row.payload is None
+    assert row.amount is not None  # amounts stay
+    recipient = body["recipient"]
+    secrets = [recipient["name"], recipient["street"]] + (
+        [recipient["email"]] if recipient.get("email") else []
+    )
+    spool = Path(hub_env["POSTROOM_VAR_DIR"]) / "spool"
+    leftovers = [path for path in spool.rglob("*") if document_id.replace("-", "") in str(path)]
+    assert not leftovers
+    import redis
+
+    client = redis.Redis.from_url(hub_env["POSTROOM_REDIS_URL"])
+    for key in client.scan_iter():
+        dump = client.dump(key) or b""
+        assert not any(secret.encode() in dump for secret in secrets), key

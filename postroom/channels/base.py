@@ -49,6 +49,8 @@ class Handoff:
     seller: Seller
     pdf: bytes
     sha256: str
+    print_group: str | None = None
+    """The print batch group (a bulk run's id); ``None`` batches at the next cut-off."""
 
 
 @dataclass(frozen=True, slots=True)

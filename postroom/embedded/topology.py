@@ -56,6 +56,7 @@ class Topology:
             "--threads",
             str(self.worker_threads),
         )
+        self._spawn("scheduler", "scheduler")
         try:
             self._wait_ready(timeout)
         except BaseException:

@@ -14,9 +14,10 @@ from dramatiq.actor import ActorDecorator
 
 from postroom.core.documents import callback_due, fail_delivery, fail_document
 from postroom.core.models import Delivery, Document
+from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
 from postroom.errors import PermanentError, safe_detail
-from postroom.jobs import callbacks, delivery, purge, rendering
+from postroom.jobs import callbacks, delivery, printing, purge, rendering
 from postroom.jobs.broker import (
     CALLBACKS_QUEUE,
     DELIVERIES_QUEUE,
@@ -107,8 +108,8 @@ def conclude_document(document_id: str) -> None:
         purge.purge_document(rt, uuid.UUID(document_id), purge.CONFIRMED)
 
 
-def _sweep_given_up(*, error: BaseException | None) -> None:
-    log.warning("purge sweep given up", error=_reason(error)[0])
+def _sweep_given_up(*args: object, error: BaseException | None) -> None:
+    log.warning("maintenance run given up", error=_reason(error)[0])
 
 
 @job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
@@ -130,3 +131,19 @@ def render_document(document_id: str) -> None:
     """Render a document, then enqueue one ``deliver`` message per channel."""
     for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):
         deliver.send(str(delivery_id))
+
+
+@job(MAINTENANCE_QUEUE, 1800, _sweep_given_up)
+def cut_print_batches(group: str = DEFAULT_GROUP) -> None:
+    """Cut-off: batch the waiting print pieces of ``group`` and hand them to the letter shop."""
+    printing.cut_print_batches(runtime(), group)
+
+
+@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+def collect_print_acknowledgements() -> None:
+    """Confirm the print deliveries of every batch the letter shop acknowledged."""
+    outcome = printing.collect_acknowledgements(runtime())
+    for delivery_id in outcome.replacements:
+        deliver.send(str(delivery_id))
+    for document_id in dict.fromkeys(outcome.final_documents):
+        conclude_document.send(str(document_id))

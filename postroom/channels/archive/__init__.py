@@ -1,14 +1,29 @@
 """Archive channel and its storage backends (local folder, S3 with Object Lock)."""
 
-from postroom.channels.archive.channel import ArchiveChannel, archive_key, open_archive_store
-from postroom.channels.archive.store import ArchiveConflict, ArchivedObject, ArchiveStore, retention_end
+from postroom.channels.archive.channel import (
+    ArchiveChannel,
+    archive_key,
+    archive_metadata,
+    open_archive_store,
+)
+from postroom.channels.archive.store import (
+    ArchiveConflict,
+    ArchivedObject,
+    ArchiveObjectMissing,
+    ArchiveStore,
+    RetentionShortened,
+    retention_end,
+)
 
 __all__ = [
     "ArchiveChannel",
     "ArchiveConflict",
+    "ArchiveObjectMissing",
     "ArchiveStore",
     "ArchivedObject",
+    "RetentionShortened",
     "archive_key",
+    "archive_metadata",
     "open_archive_store",
     "retention_end",
 ]

@@ -24,6 +24,24 @@ def archive_key(document_type: str, issue_date: date, number: str, document_id: 
     return f"{document_type}/{issue_date.year}/{_UNSAFE.sub('_', number)}--{document_id}.pdf"
 
 
+def archive_metadata(handoff: Handoff) -> dict[str, str]:
+    """What an archived object carries besides its bytes: ids, number, type, dates, retention class.
+
+    The customer appears only by the pseudonymous ``customer-id`` (``recipient.customer_number``,
+    when the request has one); names, addresses, e-mail addresses and IBANs are never stored here.
+    """
+    metadata = {
+        "document-id": str(handoff.document_id),
+        "document-type": handoff.document_type,
+        "document-number": handoff.number,
+        "issue-date": handoff.issue_date.isoformat(),
+        "retention-class": handoff.retention,
+    }
+    if handoff.recipient.customer_number:
+        metadata["customer-id"] = handoff.recipient.customer_number
+    return metadata
+
+
 def open_archive_store(
     url: str,
     *,
@@ -53,13 +71,7 @@ class ArchiveChannel:
     async def send(self, handoff: Handoff) -> HandoffReceipt:
         """Store, read back, compare SHA-256; confirmed on a match."""
         key = archive_key(handoff.document_type, handoff.issue_date, handoff.number, handoff.document_id)
-        metadata = {
-            "document-id": str(handoff.document_id),
-            "document-type": handoff.document_type,
-            "document-number": handoff.number,
-            "issue-date": handoff.issue_date.isoformat(),
-            "retention-class": handoff.retention,
-        }
+        metadata = archive_metadata(handoff)
         retain_until = retention_end(handoff.issue_date, RETENTION_YEARS[handoff.retention])
         await asyncio.to_thread(self.store.put, key, handoff.pdf, handoff.sha256, metadata, retain_until)
         stored = await asyncio.to_thread(self.store.get, key)

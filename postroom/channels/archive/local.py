@@ -1,20 +1,42 @@
-"""Archive in a local folder, with the rules of the S3 store: write once, read-only, retention recorded."""
+"""Archive in a local folder, with the rules of the S3 store: write once, read-only, retention recorded.
+
+Layout below the root::
+
+    <key>                 the object, read-only, never rewritten
+    <key>.meta.json       SHA-256, size, retain-until and metadata; replaced atomically when the
+                          retention is extended (read-only like the object)
+    retention-index       append-only JSON lines ``{"key", "retain_until", "set_at"}``: every
+                          retain-until date ever set, in order; it also serves as the store's lock file
+
+The store has no delete operation and never overwrites an object, whatever its retention.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import stat
 import tempfile
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from postroom.channels.archive.store import ArchiveConflict, ArchivedObject
-from postroom.channels.base import ChannelUnavailable
+from postroom.channels.archive.store import (
+    ArchiveConflict,
+    ArchivedObject,
+    ArchiveObjectMissing,
+    check_extension,
+    require_aware,
+)
+from postroom.channels.base import ChannelUnavailable, DeliveryRejected
 from postroom.core.files import write_atomically
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP
+RETENTION_INDEX = "retention-index"
 
 
 class LocalArchiveStore:
@@ -23,10 +45,18 @@ class LocalArchiveStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def index_path(self) -> Path:
+        """The append-only retention index (``retention-index`` in the archive root)."""
+        return self.root / RETENTION_INDEX
+
     def _path(self, key: str) -> Path:
+        root = self.root.resolve()
         path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if not path.is_relative_to(root):
             raise ValueError("archive key leaves the archive folder")
+        if path == root / RETENTION_INDEX or path.name.endswith(".meta.json"):
+            raise ValueError("archive key names one of the store's own files")
         return path
 
     def location(self, key: str) -> str:
@@ -36,26 +66,81 @@ class LocalArchiveStore:
     def put(
         self, key: str, data: bytes, sha256: str, metadata: Mapping[str, str], retain_until: datetime
     ) -> ArchivedObject:
-        """Write the object and its metadata once; identical repeats are accepted."""
-        existing = self.head(key)
-        if existing is not None:
-            if existing.sha256 != sha256:
-                raise ArchiveConflict(f"archive key {key} already holds different content")
-            return existing
+        """Write the object and its metadata once; identical repeats are accepted.
+
+        A repeat with a later ``retain_until`` extends the retention, one with an earlier date
+        leaves it as it is. Other content under ``key`` raises :class:`ArchiveConflict`, also
+        when an earlier attempt left the object without its metadata.
+        """
         path = self._path(key)
-        meta = {
-            "sha256": sha256,
-            "size": len(data),
-            "retain_until": retain_until.isoformat(),
-            "metadata": dict(metadata),
-        }
-        # The object is written before its metadata: an object without metadata is
-        # incomplete and gets rewritten, metadata never points at a missing object.
-        _write_once(path, data)
-        _write_once(_meta_path(path), json.dumps(meta, sort_keys=True, indent=1).encode())
+        require_aware(retain_until)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise DeliveryRejected(f"data for archive key {key} does not match its SHA-256")
+        with self._locked() as index:
+            existing = self.head(key)
+            if existing is not None:
+                if existing.sha256 != sha256:
+                    raise ArchiveConflict(f"archive key {key} already holds different content")
+                if existing.retain_until is not None and retain_until <= existing.retain_until:
+                    return existing
+                return self._set_retention(index, key, retain_until)
+            if path.exists() and _sha256(path) != sha256:
+                raise ArchiveConflict(f"archive key {key} holds an incomplete object with different content")
+            meta = {
+                "sha256": sha256,
+                "size": len(data),
+                "retain_until": retain_until.isoformat(),
+                "metadata": dict(metadata),
+            }
+            # The object, then the index entry, then the metadata: an object without metadata is
+            # incomplete and is completed by the retry; metadata never points at a missing object,
+            # and the index never lacks a date the metadata holds.
+            if not path.exists():
+                write_atomically(path, data, mode=READ_ONLY)
+            _append(index, key, retain_until)
+            write_atomically(_meta_path(path), _encode(meta), mode=READ_ONLY)
         stored = self.head(key)
         assert stored is not None
         return stored
+
+    def extend_retention(self, key: str, until: datetime) -> ArchivedObject:
+        """Move the retain-until date of ``key`` to the later ``until``; see :class:`ArchiveStore`.
+
+        The object stays as it is; the index gains an entry and ``.meta.json`` is replaced atomically.
+        """
+        self._path(key)
+        with self._locked() as index:
+            existing = self.head(key)
+            if existing is None:
+                raise ArchiveObjectMissing(f"archive key {key} holds no object")
+            if not check_extension(key, existing.retain_until, until):
+                return existing
+            return self._set_retention(index, key, until)
+
+    def _set_retention(self, index: int, key: str, until: datetime) -> ArchivedObject:
+        meta_path = _meta_path(self._path(key))
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["retain_until"] = until.isoformat()
+        _append(index, key, until)
+        write_atomically(meta_path, _encode(meta), mode=READ_ONLY)
+        stored = self.head(key)
+        assert stored is not None
+        return stored
+
+    def retention_history(self, key: str) -> list[tuple[datetime, datetime]]:
+        """``(retain_until, set_at)`` of every date set for ``key``, oldest first."""
+        try:
+            lines = self.index_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        history = []
+        for line in lines:
+            entry = json.loads(line)
+            if entry["key"] == key:
+                history.append(
+                    (datetime.fromisoformat(entry["retain_until"]), datetime.fromisoformat(entry["set_at"]))
+                )
+        return history
 
     def get(self, key: str) -> bytes:
         """The object's bytes."""
@@ -86,12 +171,37 @@ class LocalArchiveStore:
         except OSError as error:
             raise ChannelUnavailable(f"archive folder is not writable ({type(error).__name__})") from None
 
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        """The retention index, opened for appending and locked against other writers (threads too)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield descriptor
+        finally:
+            os.close(descriptor)  # releases the lock
+
 
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    if path.exists() and hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
-        return
-    write_atomically(path, data, mode=READ_ONLY)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _encode(meta: Mapping[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True, indent=1).encode()
+
+
+def _append(index: int, key: str, retain_until: datetime) -> None:
+    entry = {
+        "key": key,
+        "retain_until": retain_until.isoformat(),
+        "set_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+    }
+    line = (json.dumps(entry) + "\n").encode()
+    if os.write(index, line) != len(line):
+        raise OSError("short write to the retention index")
+    os.fsync(index)

@@ -11,7 +11,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from postroom.channels.archive.store import ArchiveConflict, ArchivedObject
+from postroom.channels.archive.store import (
+    ArchiveConflict,
+    ArchivedObject,
+    ArchiveObjectMissing,
+    check_extension,
+    require_aware,
+)
 from postroom.channels.base import ChannelUnavailable, DeliveryDeferred, DeliveryRejected
 
 if TYPE_CHECKING:
@@ -70,13 +76,21 @@ class S3ArchiveStore:
     def put(
         self, key: str, data: bytes, sha256: str, metadata: Mapping[str, str], retain_until: datetime
     ) -> ArchivedObject:
-        """Upload once with a SHA-256 checksum the server verifies; identical repeats are accepted."""
+        """Upload once with a SHA-256 checksum the server verifies; identical repeats are accepted.
+
+        A repeat with a later ``retain_until`` extends the lock, one with an earlier date leaves it.
+        """
+        require_aware(retain_until)
         try:
             existing = self.head(key)
             if existing is not None:
                 if existing.sha256 != sha256:
                     raise ArchiveConflict(f"archive key {key} already holds different content")
-                return existing
+                if existing.retain_until is not None and retain_until <= existing.retain_until:
+                    return existing
+                if not self._bucket_locks():
+                    return existing
+                return self._set_retention(existing, retain_until)
             lock: dict[str, object] = {}
             if self._bucket_locks():
                 lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
@@ -87,7 +101,7 @@ class S3ArchiveStore:
                 ContentType="application/pdf",
                 ChecksumAlgorithm="SHA256",  # Object Lock uploads must carry an integrity checksum
                 ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
-                Metadata={**metadata, "sha256": sha256},
+                Metadata={**_ascii_metadata(metadata), "sha256": sha256},
                 **lock,  # type: ignore[arg-type]
             )
             stored = self.head(key)
@@ -97,6 +111,40 @@ class S3ArchiveStore:
             raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
         if stored is None:
             raise DeliveryDeferred(f"archive key {key} not visible after upload")
+        return stored
+
+    def extend_retention(self, key: str, until: datetime) -> ArchivedObject:
+        """Move the COMPLIANCE lock of ``key`` to the later ``until``; see :class:`ArchiveStore`.
+
+        S3 itself refuses to shorten a COMPLIANCE lock; this store refuses before asking, with
+        :class:`RetentionShortened`. In a bucket without Object Lock there is nothing to extend.
+        """
+        require_aware(until)
+        try:
+            existing = self.head(key)
+            if existing is None:
+                raise ArchiveObjectMissing(f"archive key {key} holds no object")
+            if not check_extension(key, existing.retain_until, until):
+                return existing
+            if not self._bucket_locks():
+                raise DeliveryRejected(f"bucket {self.bucket} has no Object Lock; retention cannot be set")
+            return self._set_retention(existing, until)
+        except ClientError as error:
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+
+    def _set_retention(self, existing: ArchivedObject, until: datetime) -> ArchivedObject:
+        version = {"VersionId": existing.version_id} if existing.version_id else {}
+        self.client.put_object_retention(
+            Bucket=self.bucket,
+            Key=self._key(existing.key),
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until},
+            **version,  # type: ignore[arg-type]
+        )
+        stored = self.head(existing.key)
+        if stored is None or stored.retain_until is None or stored.retain_until < until:
+            raise DeliveryDeferred(f"archive key {existing.key}: the extended retention is not visible yet")
         return stored
 
     def get(self, key: str) -> bytes:
@@ -117,7 +165,7 @@ class S3ArchiveStore:
             if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
                 return None
             raise
-        metadata = head.get("Metadata", {})
+        metadata = {name: _from_rfc2047(value) for name, value in head.get("Metadata", {}).items()}
         checksum = head.get("ChecksumSHA256")
         sha256 = base64.b64decode(checksum).hex() if checksum else metadata.get("sha256", "")
         return ArchivedObject(
@@ -127,6 +175,7 @@ class S3ArchiveStore:
             retain_until=head.get("ObjectLockRetainUntilDate"),
             lock_mode=head.get("ObjectLockMode"),
             metadata=metadata,
+            version_id=head.get("VersionId"),
         )
 
     def check(self) -> None:
@@ -147,3 +196,25 @@ def _classify(error: ClientError) -> DeliveryRejected | DeliveryDeferred:
     if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
         return DeliveryDeferred(f"archive store answered {status} {code}")
     return DeliveryRejected(f"archive store refused the object: {status} {code}")
+
+
+_RFC2047 = ("=?UTF-8?B?", "?=")
+
+
+def _ascii_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """S3 user metadata travels in HTTP headers: non-ASCII values are sent RFC 2047 encoded, as S3 expects."""
+    prefix, suffix = _RFC2047
+    return {
+        name: value if value.isascii() else prefix + base64.b64encode(value.encode()).decode() + suffix
+        for name, value in metadata.items()
+    }
+
+
+def _from_rfc2047(value: str) -> str:
+    prefix, suffix = _RFC2047
+    if value.upper().startswith(prefix) and value.endswith(suffix):
+        try:
+            return base64.b64decode(value[len(prefix) : -len(suffix)], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return value
+    return value

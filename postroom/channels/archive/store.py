@@ -16,6 +16,22 @@ class ArchiveConflict(DeliveryRejected):
     code = "archive_conflict"
 
 
+class RetentionShortened(DeliveryRejected):
+    """A retain-until date earlier than the one in force was asked for; retention is never shortened.
+
+    A :class:`~postroom.channels.base.DeliveryRejected` (a permanent error): retrying cannot help,
+    and the message names the key and both dates, nothing personal.
+    """
+
+    code = "retention_shortened"
+
+
+class ArchiveObjectMissing(DeliveryRejected):
+    """The key holds no (complete) object, so there is no retention to extend."""
+
+    code = "archive_object_missing"
+
+
 @dataclass(frozen=True, slots=True)
 class ArchivedObject:
     """An object as the store reports it."""
@@ -26,6 +42,7 @@ class ArchivedObject:
     retain_until: datetime | None
     lock_mode: str | None
     metadata: Mapping[str, str]
+    version_id: str | None = None
 
 
 class ArchiveStore(Protocol):
@@ -40,7 +57,18 @@ class ArchiveStore(Protocol):
     ) -> ArchivedObject:
         """Store ``data`` under ``key`` unless the same content is already there.
 
-        Raises :class:`ArchiveConflict` when the key holds other content.
+        Raises :class:`ArchiveConflict` when the key holds other content. When it holds the same
+        content, a later ``retain_until`` extends the retention and an earlier one is ignored
+        (retention is never shortened).
+        """
+        ...
+
+    def extend_retention(self, key: str, until: datetime) -> ArchivedObject:
+        """Keep ``key`` at least until ``until`` (timezone-aware).
+
+        A later date than the one in force replaces it; the same date changes nothing.
+        Raises :class:`RetentionShortened` for an earlier date and :class:`ArchiveObjectMissing`
+        when ``key`` holds no object.
         """
         ...
 
@@ -60,3 +88,26 @@ class ArchiveStore(Protocol):
 def retention_end(issue_date: date, years: int) -> datetime:
     """End of retention: ``years`` full calendar years after the end of the issue year."""
     return datetime(issue_date.year + years + 1, 1, 1, tzinfo=UTC)
+
+
+def check_extension(key: str, current: datetime | None, until: datetime) -> bool:
+    """Whether ``until`` extends the retention ``current`` of ``key``: ``True`` if later, ``False`` if equal.
+
+    Raises :class:`RetentionShortened` if ``until`` is earlier, ``ValueError`` if it is naive.
+    """
+    require_aware(until)
+    if current is None or until > current:
+        return True
+    if until == current:
+        return False
+    raise RetentionShortened(
+        f"retention of archive key {key} ends {current.astimezone(UTC).isoformat()}; "
+        f"{until.astimezone(UTC).isoformat()} would shorten it"
+    )
+
+
+def require_aware(until: datetime) -> datetime:
+    """``until`` itself; raises ``ValueError`` if it is naive (a retain-until date needs a time zone)."""
+    if until.tzinfo is None or until.utcoffset() is None:
+        raise ValueError("retain-until dates must be timezone-aware")
+    return until

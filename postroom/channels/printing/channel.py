@@ -1,0 +1,44 @@
+"""The print channel: a preflighted piece joins the print queue; a cut-off puts it in a batch
+for the letter shop, whose acknowledgement confirms it (see :mod:`postroom.jobs.printing`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from postroom.channels.base import Handoff, HandoffReceipt
+from postroom.channels.preflight import preflight
+from postroom.channels.printing.letter_shop import LetterShop
+from postroom.core.db import Database
+from postroom.core.print_batches import DEFAULT_GROUP, QueuedPiece, queue_piece
+
+
+class PrintChannel:
+    """Queues the print variant for the next batch; confirmed later, by the acknowledgement."""
+
+    name = "print"
+    variant = "print"
+
+    def __init__(self, db: Database, letter_shop: LetterShop) -> None:
+        self.db = db
+        self.letter_shop = letter_shop
+
+    async def send(self, handoff: Handoff) -> HandoffReceipt:
+        """Preflight (A4, fonts, window) and queue; a failed preflight is permanent."""
+        report = await asyncio.to_thread(
+            preflight, handoff.pdf, handoff.recipient, handoff.seller, locale=handoff.locale
+        )
+        piece = QueuedPiece(
+            delivery_id=handoff.delivery_id,
+            document_id=handoff.document_id,
+            country=handoff.recipient.country,
+            postcode=handoff.recipient.postcode or "",
+            pages=report.pages,
+            sha256=handoff.sha256,
+        )
+        with self.db.session() as session:
+            queue_piece(session, piece, handoff.print_group or DEFAULT_GROUP)
+        return HandoffReceipt(external_ref="print-queue", confirmed=False, event="queued_for_print")
+
+    async def check(self) -> None:
+        """The letter shop's drop is usable."""
+        await self.letter_shop.check()

@@ -1,0 +1,182 @@
+"""State of the print channel: pieces waiting for a batch, batches handed off and acknowledged.
+
+A piece joins the queue when its delivery is handed to the print channel (delivery
+``sent``). A cut-off moves the waiting pieces of a group into a new batch, numbered in
+postcode order; once the letter shop acknowledges the batch file, its deliveries are
+confirmed (or, for pieces it rejects, failed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postroom.core.documents import Fallback, confirm_delivery, fail_delivery, locked, note_delivery_event
+from postroom.core.models import Delivery, PrintBatch, PrintPiece, utcnow
+from postroom.core.states import FINAL_DOCUMENT_STATES, DeliveryStatus
+
+BUILDING, HANDED_OFF, ACKNOWLEDGED = "building", "handed_off", "acknowledged"
+DEFAULT_GROUP = "cutoff"
+"""The group of single documents, batched at the configured cut-off times."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedPiece:
+    """What the batch needs to know of a piece: where it goes and how long it is."""
+
+    delivery_id: uuid.UUID
+    document_id: uuid.UUID
+    country: str
+    postcode: str
+    pages: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementOutcome:
+    """What an acknowledgement settled: documents now final and fallback deliveries to send."""
+
+    final_documents: list[uuid.UUID]
+    replacements: list[uuid.UUID]
+
+
+def sort_key(country: str, postcode: str, home_country: str = "DE") -> tuple[bool, str, str, str]:
+    """Domestic pieces first, by Leitregion (first two digits) and postcode; then abroad by country."""
+    abroad = country != home_country
+    return abroad, country if abroad else "", postcode[:2], postcode
+
+
+def queue_piece(session: Session, piece: QueuedPiece, group: str = DEFAULT_GROUP) -> None:
+    """Put a print delivery in the queue of ``group``; repeating it changes nothing."""
+    if session.get(PrintPiece, piece.delivery_id) is None:
+        session.add(
+            PrintPiece(
+                delivery_id=piece.delivery_id,
+                document_id=piece.document_id,
+                group_key=group,
+                country=piece.country,
+                postcode=piece.postcode,
+                pages=piece.pages,
+                sha256=piece.sha256,
+            )
+        )
+
+
+def waiting_groups(session: Session) -> list[str]:
+    """Groups that have pieces waiting for a batch."""
+    query = select(PrintPiece.group_key).where(PrintPiece.batch_id.is_(None)).distinct()
+    return list(session.scalars(query))
+
+
+def cut_batch(session: Session, group: str, max_pieces: int) -> uuid.UUID | None:
+    """Move up to ``max_pieces`` waiting pieces of ``group`` into a new batch, numbered in
+    postcode order; ``None`` when none are waiting."""
+    query = (
+        select(PrintPiece)
+        .where(PrintPiece.group_key == group, PrintPiece.batch_id.is_(None))
+        .order_by(PrintPiece.queued_at, PrintPiece.delivery_id)
+        .limit(max_pieces)
+        .with_for_update(skip_locked=True)
+    )
+    pieces = list(session.scalars(query))
+    if not pieces:
+        return None
+    batch = PrintBatch(id=uuid.uuid4(), group_key=group, status=BUILDING, pieces=len(pieces))
+    session.add(batch)
+    session.flush()
+    for number, piece in enumerate(sorted(pieces, key=lambda p: sort_key(p.country, p.postcode)), 1):
+        piece.batch_id, piece.piece_no = batch.id, number
+    return batch.id
+
+
+def unfinished_batches(session: Session) -> list[uuid.UUID]:
+    """Batches cut but not yet handed off (their builder may have died)."""
+    return list(session.scalars(select(PrintBatch.id).where(PrintBatch.status == BUILDING)))
+
+
+def batch_pieces(session: Session, batch_id: uuid.UUID) -> list[tuple[int, QueuedPiece]]:
+    """The pieces of a batch in print order, with their piece numbers."""
+    query = select(PrintPiece).where(PrintPiece.batch_id == batch_id).order_by(PrintPiece.piece_no)
+    return [
+        (
+            piece.piece_no or 0,
+            QueuedPiece(
+                piece.delivery_id, piece.document_id, piece.country, piece.postcode, piece.pages, piece.sha256
+            ),
+        )
+        for piece in session.scalars(query)
+    ]
+
+
+def record_handed_off(
+    session: Session, batch_id: uuid.UUID, file_name: str, sha256: str, sheets: int, pages: int
+) -> None:
+    """The batch file is in the letter shop's folder; each piece's history says so."""
+    batch = locked(session, PrintBatch, batch_id)
+    if batch is None or batch.status != BUILDING:
+        return
+    batch.status, batch.file_name, batch.sha256 = HANDED_OFF, file_name, sha256
+    batch.sheets, batch.pages, batch.handed_off_at = sheets, pages, utcnow()
+    for delivery in _deliveries(session, batch_id):
+        note_delivery_event(delivery, "batch_handed_off", f"print batch {batch_id}")
+
+
+def batch_by_file(session: Session, file_stem: str) -> PrintBatch | None:
+    """The batch whose print file is ``<file_stem>.pdf``."""
+    return session.scalar(select(PrintBatch).where(PrintBatch.file_name == f"{file_stem}.pdf"))
+
+
+def acknowledge(
+    session: Session,
+    batch_id: uuid.UUID,
+    rejected_pieces: Collection[int] = (),
+    *,
+    fallbacks: dict[str, Fallback] | None = None,
+) -> AcknowledgementOutcome:
+    """The letter shop took the batch: confirm its deliveries, fail those of rejected pieces.
+
+    Repeating it changes nothing. The queue rows (with their postcodes) are deleted.
+    """
+    batch = locked(session, PrintBatch, batch_id)
+    if batch is None or batch.status != HANDED_OFF:
+        return AcknowledgementOutcome([], [])
+    pieces = {
+        piece.delivery_id: piece
+        for piece in session.scalars(select(PrintPiece).where(PrintPiece.batch_id == batch_id))
+    }
+    final: list[uuid.UUID] = []
+    replacements: list[uuid.UUID] = []
+    for delivery_id, piece in pieces.items():
+        if piece.piece_no in rejected_pieces:
+            replacement = fail_delivery(
+                session,
+                delivery_id,
+                "print_rejected",
+                f"letter shop rejected piece {piece.piece_no}",
+                fallbacks=fallbacks,
+            )
+            if replacement is not None:
+                replacements.append(replacement.id)
+            delivery = session.get(Delivery, delivery_id)
+        else:
+            delivery = confirm_delivery(session, delivery_id, "acknowledged", f"print batch {batch_id}")
+        if delivery is not None and delivery.document.status in FINAL_DOCUMENT_STATES:
+            final.append(delivery.document_id)
+        session.delete(piece)
+    batch.status, batch.acknowledged_at = ACKNOWLEDGED, utcnow()
+    if rejected_pieces:
+        batch.error_detail = f"{len(rejected_pieces)} piece(s) rejected"
+    return AcknowledgementOutcome(final, replacements)
+
+
+def _deliveries(session: Session, batch_id: uuid.UUID) -> list[Delivery]:
+    query = (
+        select(Delivery)
+        .join(PrintPiece, PrintPiece.delivery_id == Delivery.id)
+        .where(PrintPiece.batch_id == batch_id, Delivery.status == DeliveryStatus.SENT)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,115 @@
+"""Print batches: cut at the cut-off, built from the spool, handed to the letter shop, and
+confirmed when its acknowledgement arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from postroom.channels.printing.batch import BatchLayout, build_batch
+from postroom.channels.printing.letter_shop import MalformedAcknowledgement, parse_acknowledgement
+from postroom.core.models import PrintBatch
+from postroom.core.print_batches import (
+    ACKNOWLEDGED,
+    DEFAULT_GROUP,
+    QueuedPiece,
+    acknowledge,
+    batch_by_file,
+    batch_pieces,
+    cut_batch,
+    record_handed_off,
+    unfinished_batches,
+)
+from postroom.log import get_logger
+from postroom.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+@dataclass
+class AcknowledgementRound:
+    """What one look at the acknowledgement folder settled."""
+
+    batches: list[uuid.UUID] = field(default_factory=list)
+    final_documents: list[uuid.UUID] = field(default_factory=list)
+    replacements: list[uuid.UUID] = field(default_factory=list)
+
+
+def cut_print_batches(rt: Runtime, group: str = DEFAULT_GROUP) -> list[uuid.UUID]:
+    """Batch every waiting piece of ``group`` (several batches if there are more than the
+    maximum) and hand each to the letter shop; batches left half-built by a dead worker are
+    finished first. Returns the batches handed off."""
+    handed_off = []
+    with rt.db.session() as session:
+        leftovers = unfinished_batches(session)
+    for batch_id in leftovers:
+        hand_off_batch(rt, batch_id)
+        handed_off.append(batch_id)
+    while True:
+        with rt.db.session() as session:
+            cut = cut_batch(session, group, rt.settings.print_batch_max_pieces)
+        if cut is None:
+            return handed_off
+        hand_off_batch(rt, cut)
+        handed_off.append(cut)
+
+
+def hand_off_batch(rt: Runtime, batch_id: uuid.UUID) -> None:
+    """Build the batch's print file from the spooled print variants and put it in the drop."""
+    with rt.db.session() as session:
+        batch = session.get(PrintBatch, batch_id)
+        assert batch is not None
+        group, created = batch.group_key, batch.created_at
+        pieces = batch_pieces(session, batch_id)
+
+    def read(piece: QueuedPiece) -> bytes:
+        return rt.spool.read(piece.document_id, "print")
+
+    layout = BatchLayout(duplex=rt.settings.print_duplex, dl_max_sheets=rt.settings.print_dl_max_sheets)
+    files = build_batch(
+        batch_id,
+        group,
+        pieces,
+        read,
+        rt.settings.print_staging_path,
+        created=created,
+        templates_dir=rt.settings.templates_dir,
+        layout=layout,
+    )
+    try:
+        asyncio.run(rt.letter_shop.put([files.pdf, files.manifest_csv, files.manifest_json]))
+    finally:
+        for path in (files.pdf, files.manifest_csv, files.manifest_json):
+            path.unlink(missing_ok=True)
+    with rt.db.session() as session:
+        record_handed_off(session, batch_id, files.pdf.name, files.sha256, files.sheets, files.pages)
+    log.info("print batch handed off", batch_id=str(batch_id), pieces=len(pieces), sheets=files.sheets)
+
+
+def collect_acknowledgements(rt: Runtime) -> AcknowledgementRound:
+    """Confirm (or fail) the deliveries of every batch the letter shop acknowledged; delete the
+    batch files and acknowledgements it has taken."""
+    round_ = AcknowledgementRound()
+    for name, content in asyncio.run(rt.letter_shop.acknowledgements()):
+        try:
+            ack = parse_acknowledgement(name, content)
+        except MalformedAcknowledgement as error:
+            log.warning("malformed print acknowledgement", error=str(error))
+            continue
+        with rt.db.session() as session:
+            batch = batch_by_file(session, ack.stem)
+            if batch is None or str(batch.id) != ack.batch:
+                log.warning("acknowledgement for an unknown batch", file=name)
+                continue
+            if batch.status != ACKNOWLEDGED:
+                numbers = {number for number, _ in batch_pieces(session, batch.id)}
+                rejected = ack.rejected_pieces & numbers if ack.accepted else numbers
+                outcome = acknowledge(session, batch.id, rejected, fallbacks=rt.fallbacks)
+                round_.batches.append(batch.id)
+                round_.final_documents += outcome.final_documents
+                round_.replacements += outcome.replacements
+        files = [f"{ack.stem}.pdf", f"{ack.stem}.manifest.csv", f"{ack.stem}.manifest.json", name]
+        asyncio.run(rt.letter_shop.remove(files))
+        log.info("print batch acknowledged", batch_id=ack.batch, accepted=ack.accepted)
+    return round_
