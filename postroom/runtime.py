@@ -7,6 +7,7 @@ from functools import cached_property, lru_cache
 
 from postroom.channels.archive import ArchiveChannel, ArchiveStore, open_archive_store
 from postroom.channels.base import Channel
+from postroom.channels.eletter import ELetterChannel
 from postroom.channels.email import DkimSigner, EmailBodies, EmailChannel
 from postroom.channels.printing.channel import PrintChannel
 from postroom.channels.printing.letter_shop import LetterShop, open_letter_shop
@@ -65,7 +66,15 @@ class Runtime:
             dkim=DkimSigner.from_settings(self.settings),
         )
         printing = PrintChannel(self.db, self.letter_shop)
-        return {channel.name: channel for channel in (ArchiveChannel(self.archive), email, printing)}
+        available: list[Channel] = [ArchiveChannel(self.archive), email, printing]
+        if self.eletter is not None:
+            available.append(self.eletter)
+        return {channel.name: channel for channel in available}
+
+    @cached_property
+    def eletter(self) -> ELetterChannel | None:
+        """The hybrid-mail provider's channel, when ``POSTROOM_ELETTER_URL`` is set."""
+        return ELetterChannel.from_settings(self.settings)
 
     @cached_property
     def letter_shop(self) -> LetterShop:

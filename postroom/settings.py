@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     job_max_age_seconds: int = 24 * 3600
     purge_failed_after_hours: int = Field(default=30 * 24, ge=1)
     channel_fallbacks: dict[str, str] = {"email": "print", "eletter": "print"}
+    # e-letter: a hybrid-mail provider's REST API (postroom.channels.eletter documents the protocol);
+    # the channel exists only when eletter_url is set. Webhooks arrive at /v1/webhooks/eletter/<provider>.
+    eletter_url: str | None = None
+    eletter_provider: str = Field(default="pingen", pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    eletter_client_id: str = ""
+    eletter_client_secret: SecretStr | None = None
+    eletter_webhook_secret: SecretStr | None = None
+    eletter_webhook_tolerance_seconds: int = Field(default=300, ge=10)
+    eletter_countries: list[str] = ["DE", "AT", "CH"]
+    eletter_max_pages: int | None = Field(default=20, ge=1)
+    eletter_max_bytes: int | None = Field(default=10 * 1024 * 1024, ge=1024)
+    eletter_timeout_seconds: float = Field(default=30.0, gt=0)
+    eletter_poll_seconds: int = Field(default=300, ge=1)
+    eletter_poll_after_seconds: int = Field(default=600, ge=0)
     purge_sweep_seconds: int = Field(default=3600, ge=10)
 
     # print: batches for the letter shop, handed off to a hot folder (file://) or SFTP (sftp://)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from postroom import __version__
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
-from postroom.api.routes import catalogue, documents, health, templates
+from postroom.api.routes import catalogue, documents, health, templates, webhooks
 from postroom.runtime import Runtime, runtime
 
 DESCRIPTION = """\
@@ -37,8 +37,9 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
     app.state.enqueue_render = enqueue_render
     app.state.ping_broker = ping_broker
+    app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, catalogue, templates, health):
+    for module in (documents, catalogue, templates, webhooks, health):
         app.include_router(module.router)
     install_openapi(app)
     return app

@@ -12,12 +12,13 @@ from collections.abc import Callable
 import dramatiq
 from dramatiq.actor import ActorDecorator
 
+from postroom.channels.base import DeliveryDeferred
 from postroom.core.documents import callback_due, fail_delivery, fail_document
 from postroom.core.models import Delivery, Document
 from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
 from postroom.errors import PermanentError, safe_detail
-from postroom.jobs import callbacks, delivery, printing, purge, rendering
+from postroom.jobs import callbacks, delivery, eletter, printing, purge, rendering
 from postroom.jobs.broker import (
     CALLBACKS_QUEUE,
     DELIVERIES_QUEUE,
@@ -87,8 +88,18 @@ def _logged_give_up(document_id: str, *, error: BaseException | None) -> None:
 
 @job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
 def deliver(delivery_id: str) -> None:
-    """Hand one delivery to its channel; conclude the document when that made it final."""
-    document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
+    """Hand one delivery to its channel; conclude the document when that made it final.
+
+    A channel that names when to come back (the provider's ``Retry-After``) is retried no
+    earlier than that, instead of on the usual backoff.
+    """
+    try:
+        document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
+    except DeliveryDeferred as error:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:
+            raise dramatiq.Retry(error.code, delay=max(MIN_BACKOFF_MS, int(retry_after * 1000))) from error
+        raise
     if document_id is not None:
         conclude_document.send(str(document_id))
 
@@ -147,3 +158,19 @@ def collect_print_acknowledgements() -> None:
         deliver.send(str(delivery_id))
     for document_id in dict.fromkeys(outcome.final_documents):
         conclude_document.send(str(document_id))
+
+
+def follow_eletter_outcome(outcome: eletter.StatusOutcome) -> None:
+    """Act on an applied e-letter status report: give a failed delivery up (which opens its fallback
+    delivery, or fails the document) or conclude the document the report made final."""
+    if outcome.failure is not None:
+        _delivery_given_up(str(outcome.delivery_id), error=outcome.failure)
+    elif outcome.final_document is not None:
+        conclude_document.send(str(outcome.final_document))
+
+
+@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+def poll_eletter_status() -> None:
+    """Ask the e-letter provider about letters whose status report is overdue (a lost webhook)."""
+    for outcome in eletter.poll_eletter(runtime()).outcomes:
+        follow_eletter_outcome(outcome)
