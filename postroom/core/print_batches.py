@@ -135,9 +135,11 @@ def acknowledge(
     batch_id: uuid.UUID,
     rejected_pieces: Collection[int] = (),
     *,
+    whole_batch_rejected: bool = False,
     fallbacks: dict[str, Fallback] | None = None,
 ) -> AcknowledgementOutcome:
-    """The letter shop took the batch: confirm its deliveries, fail those of rejected pieces.
+    """The letter shop took the batch: confirm its deliveries, fail those of rejected pieces
+    (every piece when ``whole_batch_rejected``).
 
     Repeating it changes nothing. The queue rows (with their postcodes) are deleted.
     """
@@ -148,10 +150,11 @@ def acknowledge(
         piece.delivery_id: piece
         for piece in session.scalars(select(PrintPiece).where(PrintPiece.batch_id == batch_id))
     }
+    refused = {d for d, piece in pieces.items() if whole_batch_rejected or piece.piece_no in rejected_pieces}
     final: list[uuid.UUID] = []
     replacements: list[uuid.UUID] = []
     for delivery_id, piece in pieces.items():
-        if piece.piece_no in rejected_pieces:
+        if delivery_id in refused:
             replacement = fail_delivery(
                 session,
                 delivery_id,
@@ -168,8 +171,8 @@ def acknowledge(
             final.append(delivery.document_id)
         session.delete(piece)
     batch.status, batch.acknowledged_at = ACKNOWLEDGED, utcnow()
-    if rejected_pieces:
-        batch.error_detail = f"{len(rejected_pieces)} piece(s) rejected"
+    if refused:
+        batch.error_detail = f"{len(refused)} piece(s) rejected"
     return AcknowledgementOutcome(final, replacements)
 
 

@@ -82,8 +82,9 @@ def _callback_given_up(document_id: str, *, error: BaseException | None) -> None
     log.warning("callback given up", document_id=document_id, error=_reason(error)[0])
 
 
-def _logged_give_up(document_id: str, *, error: BaseException | None) -> None:
-    log.warning("maintenance step given up", document_id=document_id, error=_reason(error)[0])
+def _maintenance_given_up(*args: str, error: BaseException | None) -> None:
+    # The arguments are ids and group names, never personal data.
+    log.warning("maintenance job given up", arguments=list(args), error=_reason(error)[0])
 
 
 @job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
@@ -104,7 +105,7 @@ def deliver(delivery_id: str) -> None:
         conclude_document.send(str(document_id))
 
 
-@job(MAINTENANCE_QUEUE, 60, _logged_give_up)
+@job(MAINTENANCE_QUEUE, 60, _maintenance_given_up)
 def conclude_document(document_id: str) -> None:
     """A document reached ``delivered`` or ``failed``: tell the requester; purge a delivered one."""
     rt = runtime()
@@ -119,11 +120,7 @@ def conclude_document(document_id: str) -> None:
         purge.purge_document(rt, uuid.UUID(document_id), purge.CONFIRMED)
 
 
-def _sweep_given_up(*args: object, error: BaseException | None) -> None:
-    log.warning("maintenance run given up", error=_reason(error)[0])
-
-
-@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+@job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
 def sweep_purges() -> None:
     """Purge whatever is done with but still holds personal data (missed or failed long ago)."""
     purged = purge.sweep(runtime())
@@ -144,13 +141,13 @@ def render_document(document_id: str) -> None:
         deliver.send(str(delivery_id))
 
 
-@job(MAINTENANCE_QUEUE, 1800, _sweep_given_up)
+@job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
 def cut_print_batches(group: str = DEFAULT_GROUP) -> None:
     """Cut-off: batch the waiting print pieces of ``group`` and hand them to the letter shop."""
     printing.cut_print_batches(runtime(), group)
 
 
-@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+@job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
 def collect_print_acknowledgements() -> None:
     """Confirm the print deliveries of every batch the letter shop acknowledged."""
     outcome = printing.collect_acknowledgements(runtime())
@@ -169,7 +166,7 @@ def follow_eletter_outcome(outcome: eletter.StatusOutcome) -> None:
         conclude_document.send(str(outcome.final_document))
 
 
-@job(MAINTENANCE_QUEUE, 600, _sweep_given_up)
+@job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
 def poll_eletter_status() -> None:
     """Ask the e-letter provider about letters whose status report is overdue (a lost webhook)."""
     for outcome in eletter.poll_eletter(runtime()).outcomes:

@@ -103,9 +103,13 @@ def collect_acknowledgements(rt: Runtime) -> AcknowledgementRound:
                 log.warning("acknowledgement for an unknown batch", file=name)
                 continue
             if batch.status != ACKNOWLEDGED:
-                numbers = {number for number, _ in batch_pieces(session, batch.id)}
-                rejected = ack.rejected_pieces & numbers if ack.accepted else numbers
-                outcome = acknowledge(session, batch.id, rejected, fallbacks=rt.fallbacks)
+                outcome = acknowledge(
+                    session,
+                    batch.id,
+                    ack.rejected_pieces,
+                    whole_batch_rejected=not ack.accepted,
+                    fallbacks=rt.fallbacks,
+                )
                 round_.batches.append(batch.id)
                 round_.final_documents += outcome.final_documents
                 round_.replacements += outcome.replacements

@@ -47,7 +47,7 @@ from postroom.documents.formatting import Formatter
 from postroom.documents.letter import recipient_context, seller_context
 from postroom.documents.parties import Recipient, Seller, StrictModel
 from postroom.documents.request import DocumentData, DocumentRequest, Period
-from postroom.documents.types.invoice import recipient_party, seller_party
+from postroom.documents.types.invoice import recipient_party, seller_party, tax_breakdown
 from postroom.einvoice.model import DocumentAdjustment, EInvoice, TradeLine, tax_category, tax_subtotals
 from postroom.money import ZERO, Adjustment, LineItem, Totals, compute_totals, percent_of
 
@@ -328,12 +328,7 @@ def commission_statement_context(request: CommissionStatementRequest) -> dict[st
             )
         ],
         "discount": discount,
-        "taxes": []
-        if data.agent_small_business
-        else [
-            {"rate": fmt.percent(group.rate), "net": fmt.money(group.net), "tax": fmt.money(group.tax)}
-            for group in totals.tax_groups
-        ],
+        "taxes": [] if data.agent_small_business else tax_breakdown(totals, fmt),
         "totals": {
             "commissions": fmt.money(totals.line_net),
             "net": fmt.money(totals.net),

@@ -23,6 +23,7 @@ from postroom.documents.request import DocumentData, DocumentRequest
 from postroom.documents.types.invoice import (
     InvoiceLine,
     InvoiceReference,
+    line_figures,
     recipient_party,
     seller_party,
     trade_lines,
@@ -120,27 +121,7 @@ def credit_note_context(request: CreditNoteRequest) -> dict[str, Any]:
         "delivery_date": _optional_date(fmt, data.delivery_date),
         "order_reference": data.order_reference,
         "buyer_reference": data.buyer_reference,
-        "lines": [
-            {
-                "position": str(index),
-                "description": line.description,
-                "quantity": fmt.quantity(line.quantity),
-                "unit": fmt.unit(line.unit),
-                "unit_price": fmt.unit_price(line.unit_price),
-                "tax_rate": fmt.percent(line.tax_rate),
-                "total": fmt.amount(total),
-            }
-            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
-        ],
-        "taxes": [
-            {"rate": fmt.percent(group.rate), "net": fmt.money(group.net), "tax": fmt.money(group.tax)}
-            for group in totals.tax_groups
-        ],
-        "totals": {
-            "net": fmt.money(totals.net),
-            "tax": fmt.money(totals.tax),
-            "gross": fmt.money(totals.gross),
-        },
+        **line_figures(data.lines, totals, fmt),
         "currency": data.currency,
         "refund_iban": fmt.iban(recipient.iban) if recipient.iban else None,
         "note": data.note,

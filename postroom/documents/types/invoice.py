@@ -123,6 +123,38 @@ class InvoiceRequest(DocumentRequest):
         return self
 
 
+def tax_breakdown(totals: Totals, fmt: Formatter) -> list[dict[str, str]]:
+    """Net and tax per VAT rate, formatted, as the templates' VAT table prints them."""
+    return [
+        {"rate": fmt.percent(group.rate), "net": fmt.money(group.net), "tax": fmt.money(group.tax)}
+        for group in totals.tax_groups
+    ]
+
+
+def line_figures(lines: Sequence[InvoiceLine], totals: Totals, fmt: Formatter) -> dict[str, Any]:
+    """The ``lines``, ``taxes`` and ``totals`` an invoice or credit note prints, formatted."""
+    return {
+        "lines": [
+            {
+                "position": str(index),
+                "description": line.description,
+                "quantity": fmt.quantity(line.quantity),
+                "unit": fmt.unit(line.unit),
+                "unit_price": fmt.unit_price(line.unit_price),
+                "tax_rate": fmt.percent(line.tax_rate),
+                "total": fmt.amount(total),
+            }
+            for index, (line, total) in enumerate(zip(lines, totals.line_totals, strict=True), start=1)
+        ],
+        "taxes": tax_breakdown(totals, fmt),
+        "totals": {
+            "net": fmt.money(totals.net),
+            "tax": fmt.money(totals.tax),
+            "gross": fmt.money(totals.gross),
+        },
+    }
+
+
 def invoice_context(request: InvoiceRequest) -> dict[str, Any]:
     """Everything the invoice template prints, formatted for the request's locale."""
     data = request.data
@@ -138,27 +170,7 @@ def invoice_context(request: InvoiceRequest) -> dict[str, Any]:
         "due_date": fmt.date(data.due_date) if data.due_date else None,
         "order_reference": data.order_reference,
         "buyer_reference": data.buyer_reference,
-        "lines": [
-            {
-                "position": str(index),
-                "description": line.description,
-                "quantity": fmt.quantity(line.quantity),
-                "unit": fmt.unit(line.unit),
-                "unit_price": fmt.unit_price(line.unit_price),
-                "tax_rate": fmt.percent(line.tax_rate),
-                "total": fmt.amount(total),
-            }
-            for index, (line, total) in enumerate(zip(data.lines, totals.line_totals, strict=True), start=1)
-        ],
-        "taxes": [
-            {"rate": fmt.percent(group.rate), "net": fmt.money(group.net), "tax": fmt.money(group.tax)}
-            for group in totals.tax_groups
-        ],
-        "totals": {
-            "net": fmt.money(totals.net),
-            "tax": fmt.money(totals.tax),
-            "gross": fmt.money(totals.gross),
-        },
+        **line_figures(data.lines, totals, fmt),
         "currency": data.currency,
         "payment_terms": data.payment_terms,
         "default_notice": data.default_notice,
