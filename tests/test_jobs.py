@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from postroom.core.documents import submit_document
-from postroom.core.models import Delivery, Document, RenderedVariant
+from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece, RenderedVariant
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.smtp_sink import SmtpSink
-from postroom.jobs import delivery, rendering
+from postroom.jobs import delivery, printing, rendering
 from postroom.runtime import Runtime, runtime
 from tests.conftest import example
 
@@ -82,3 +82,29 @@ def test_a_lost_spool_file_is_retried_and_releases_the_lease(rt: Runtime) -> Non
         assert row.lease_expires_at is None
         assert row.error_code == "internal_error"
         assert row.error_detail == "NotHeld"
+
+
+def test_an_unusable_print_piece_leaves_its_batch_and_the_others_go(rt: Runtime) -> None:
+    """A print variant gone bad in the spool fails its own delivery; it cannot hold up the cut-off."""
+    spoiled, sound = queued_document(rt, ["print"]), queued_document(rt, ["print"])
+    for document_id in (spoiled, sound):
+        for delivery_id in rendering.render_document(rt, document_id):
+            delivery.deliver(rt, delivery_id)
+    rt.spool.path(spoiled, "print").write_bytes(b"%PDF-1.7 not really")
+    outcome = printing.cut_print_batches(rt)
+    assert outcome.final_documents == [spoiled]
+    assert outcome.replacements == []  # print has no fallback
+    with rt.db.session() as session:
+        document = session.get_one(Document, spoiled)
+        assert document.status is DocumentStatus.FAILED
+        [failed] = document.deliveries
+        assert (failed.status, failed.error_code) == (DeliveryStatus.FAILED, "print_unusable")
+        assert (failed.error_detail or "").endswith(
+            "unusable: its print variant does not match the recorded SHA-256"
+        )
+        pieces = session.scalars(select(PrintPiece).where(PrintPiece.batch_id.in_(outcome.batches))).all()
+        assert spoiled not in {piece.document_id for piece in pieces}
+        assert sound in {piece.document_id for piece in pieces}
+        assert sorted(piece.piece_no for piece in pieces) == list(range(1, len(pieces) + 1))
+        batch = session.get_one(PrintBatch, outcome.batches[-1])
+        assert batch.status == "handed_off"

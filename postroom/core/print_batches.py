@@ -9,7 +9,7 @@ confirmed (or, for pieces it rejects, failed).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -38,7 +38,8 @@ class QueuedPiece:
 
 @dataclass(frozen=True, slots=True)
 class AcknowledgementOutcome:
-    """What an acknowledgement settled: documents now final and fallback deliveries to send."""
+    """What an acknowledgement (or a dropped piece) settled: documents now final and fallback
+    deliveries to send."""
 
     final_documents: list[uuid.UUID]
     replacements: list[uuid.UUID]
@@ -136,7 +137,7 @@ def acknowledge(
     rejected_pieces: Collection[int] = (),
     *,
     whole_batch_rejected: bool = False,
-    fallbacks: dict[str, Fallback] | None = None,
+    fallbacks: Mapping[str, Fallback] | None = None,
 ) -> AcknowledgementOutcome:
     """The letter shop took the batch: confirm its deliveries, fail those of rejected pieces
     (every piece when ``whole_batch_rejected``).
@@ -174,6 +175,39 @@ def acknowledge(
     if refused:
         batch.error_detail = f"{len(refused)} piece(s) rejected"
     return AcknowledgementOutcome(final, replacements)
+
+
+def drop_piece(
+    session: Session,
+    batch_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    reason: str,
+    *,
+    fallbacks: Mapping[str, Fallback] | None = None,
+) -> AcknowledgementOutcome:
+    """Take a piece that cannot be printed out of a batch still being built and fail its delivery
+    (into its fallback, if it has one). The remaining pieces are renumbered in order; a batch left
+    empty is deleted."""
+    batch = locked(session, PrintBatch, batch_id)
+    piece = session.get(PrintPiece, delivery_id)
+    if batch is None or batch.status != BUILDING or piece is None or piece.batch_id != batch_id:
+        return AcknowledgementOutcome([], [])
+    session.delete(piece)
+    replacement = fail_delivery(session, delivery_id, "print_unusable", reason, fallbacks=fallbacks)
+    delivery = session.get(Delivery, delivery_id)
+    final = [delivery.document_id] if delivery and delivery.document.status in FINAL_DOCUMENT_STATES else []
+    session.flush()
+    rest = list(
+        session.scalars(
+            select(PrintPiece).where(PrintPiece.batch_id == batch_id).order_by(PrintPiece.piece_no)
+        )
+    )
+    for number, remaining in enumerate(rest, 1):
+        remaining.piece_no = number
+    batch.pieces = len(rest)
+    if not rest:
+        session.delete(batch)
+    return AcknowledgementOutcome(final, [replacement.id] if replacement is not None else [])
 
 
 def _deliveries(session: Session, batch_id: uuid.UUID) -> list[Delivery]:

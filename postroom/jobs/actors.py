@@ -144,13 +144,17 @@ def render_document(document_id: str) -> None:
 @job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
 def cut_print_batches(group: str = DEFAULT_GROUP) -> None:
     """Cut-off: batch the waiting print pieces of ``group`` and hand them to the letter shop."""
-    printing.cut_print_batches(runtime(), group)
+    follow_print_outcome(printing.cut_print_batches(runtime(), group))
 
 
 @job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
 def collect_print_acknowledgements() -> None:
     """Confirm the print deliveries of every batch the letter shop acknowledged."""
-    outcome = printing.collect_acknowledgements(runtime())
+    follow_print_outcome(printing.collect_acknowledgements(runtime()))
+
+
+def follow_print_outcome(outcome: printing.PrintRound) -> None:
+    """Send the fallback deliveries a print round opened and conclude the documents it made final."""
     for delivery_id in outcome.replacements:
         deliver.send(str(delivery_id))
     for document_id in dict.fromkeys(outcome.final_documents):

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from postroom.channels.printing.batch import BatchLayout, build_batch
+from postroom.channels.printing.batch import BatchLayout, UnusablePiece, build_batch
 from postroom.channels.printing.letter_shop import MalformedAcknowledgement, parse_acknowledgement
 from postroom.core.models import PrintBatch
 from postroom.core.print_batches import (
@@ -18,6 +18,7 @@ from postroom.core.print_batches import (
     batch_by_file,
     batch_pieces,
     cut_batch,
+    drop_piece,
     record_handed_off,
     unfinished_batches,
 )
@@ -28,38 +29,62 @@ log = get_logger(__name__)
 
 
 @dataclass
-class AcknowledgementRound:
-    """What one look at the acknowledgement folder settled."""
+class PrintRound:
+    """What a cut-off or a look at the acknowledgements did: the batches it handed off or
+    settled, the documents it made final and the fallback deliveries it opened."""
 
     batches: list[uuid.UUID] = field(default_factory=list)
     final_documents: list[uuid.UUID] = field(default_factory=list)
     replacements: list[uuid.UUID] = field(default_factory=list)
 
 
-def cut_print_batches(rt: Runtime, group: str = DEFAULT_GROUP) -> list[uuid.UUID]:
+def cut_print_batches(rt: Runtime, group: str = DEFAULT_GROUP) -> PrintRound:
     """Batch every waiting piece of ``group`` (several batches if there are more than the
     maximum) and hand each to the letter shop; batches left half-built by a dead worker are
-    finished first. Returns the batches handed off."""
-    handed_off = []
+    finished first.
+
+    A piece whose print variant is unusable leaves its batch and its delivery fails (into its
+    fallback) so that it cannot hold up the others; a letter shop that cannot be reached raises,
+    and the batch is handed off on the next attempt.
+    """
+    round_ = PrintRound()
     with rt.db.session() as session:
         leftovers = unfinished_batches(session)
     for batch_id in leftovers:
-        hand_off_batch(rt, batch_id)
-        handed_off.append(batch_id)
+        _hand_off_settling_unusable(rt, batch_id, round_)
     while True:
         with rt.db.session() as session:
             cut = cut_batch(session, group, rt.settings.print_batch_max_pieces)
         if cut is None:
-            return handed_off
-        hand_off_batch(rt, cut)
-        handed_off.append(cut)
+            return round_
+        _hand_off_settling_unusable(rt, cut, round_)
 
 
-def hand_off_batch(rt: Runtime, batch_id: uuid.UUID) -> None:
-    """Build the batch's print file from the spooled print variants and put it in the drop."""
+def _hand_off_settling_unusable(rt: Runtime, batch_id: uuid.UUID, round_: PrintRound) -> None:
+    while True:
+        try:
+            if hand_off_batch(rt, batch_id):
+                round_.batches.append(batch_id)
+            return
+        except UnusablePiece as error:
+            log.warning(
+                "print piece unusable", batch_id=str(batch_id), piece=error.number, error=error.reason
+            )
+            with rt.db.session() as session:
+                outcome = drop_piece(
+                    session, batch_id, error.piece.delivery_id, str(error), fallbacks=rt.fallbacks
+                )
+            round_.final_documents += outcome.final_documents
+            round_.replacements += outcome.replacements
+
+
+def hand_off_batch(rt: Runtime, batch_id: uuid.UUID) -> bool:
+    """Build the batch's print file from the spooled print variants and put it in the drop;
+    ``False`` if the batch no longer exists (its every piece was dropped)."""
     with rt.db.session() as session:
         batch = session.get(PrintBatch, batch_id)
-        assert batch is not None
+        if batch is None:
+            return False
         group, created = batch.group_key, batch.created_at
         pieces = batch_pieces(session, batch_id)
 
@@ -85,12 +110,13 @@ def hand_off_batch(rt: Runtime, batch_id: uuid.UUID) -> None:
     with rt.db.session() as session:
         record_handed_off(session, batch_id, files.pdf.name, files.sha256, files.sheets, files.pages)
     log.info("print batch handed off", batch_id=str(batch_id), pieces=len(pieces), sheets=files.sheets)
+    return True
 
 
-def collect_acknowledgements(rt: Runtime) -> AcknowledgementRound:
+def collect_acknowledgements(rt: Runtime) -> PrintRound:
     """Confirm (or fail) the deliveries of every batch the letter shop acknowledged; delete the
     batch files and acknowledgements it has taken."""
-    round_ = AcknowledgementRound()
+    round_ = PrintRound()
     for name, content in asyncio.run(rt.letter_shop.acknowledgements()):
         try:
             ack = parse_acknowledgement(name, content)

@@ -23,6 +23,17 @@ from postroom.core.files import write_atomically
 from postroom.core.print_batches import QueuedPiece
 
 
+class UnusablePiece(Exception):
+    """A piece's print variant cannot go into the batch (missing, altered or not a readable PDF).
+
+    The message holds the piece number and the kind of fault, never document content.
+    """
+
+    def __init__(self, number: int, piece: QueuedPiece, reason: str) -> None:
+        super().__init__(f"piece {number} of the batch is unusable: {reason}")
+        self.number, self.piece, self.reason = number, piece, reason
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestRow:
     """One piece of the batch as the letter shop sees it."""
@@ -82,43 +93,56 @@ def build_batch(
 ) -> BatchFiles:
     """Write the batch's print file and manifests into ``staging``; pieces are read one at a time.
 
-    ``read_pdf`` must return the PDF whose SHA-256 the piece recorded; a mismatch raises
-    :class:`ValueError` before anything is handed off.
+    ``read_pdf`` must return the PDF whose SHA-256 the piece recorded (or raise ``OSError`` or
+    ``LookupError`` when it has none). A piece that cannot be read, does not match or does not
+    open raises :class:`UnusablePiece` and leaves nothing behind.
     """
     stem = file_stem(batch_id, created)
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
     pdf_path = staging / f"{stem}.pdf"
     partial = pdf_path.with_suffix(".pdf.part")
-    code = batch_id.hex[:8]
     rows: list[ManifestRow] = []
     envelopes: Counter[str] = Counter()
-    with partial.open("wb") as out:
-        writer = PrintFileWriter(out, title=f"postroom print batch {batch_id}")
-        banner = _banner(batch_id, group, pieces, created, stem, templates_dir, layout)
-        _add(writer, banner, InserterMark(code, 0, 1, 1), layout.duplex)
-        for number, piece in pieces:
-            data = read_pdf(piece)
-            if hashlib.sha256(data).hexdigest() != piece.sha256:
-                raise ValueError(f"the PDF of piece {number} does not match its recorded SHA-256")
-            first_page = writer.page_count + 1
-            sheets = sheets_of(piece.pages, layout.duplex)
-            _add(writer, data, InserterMark(code, number, 1, sheets), layout.duplex)
-            envelope = "DL" if sheets <= layout.dl_max_sheets else "C4"
-            envelopes[envelope] += 1
-            rows.append(
-                ManifestRow(
-                    number,
-                    str(piece.document_id),
-                    first_page,
-                    piece.pages,
-                    sheets,
-                    piece.postcode,
-                    piece.country,
-                    envelope,
+    try:
+        code = batch_id.hex[:8]
+        with partial.open("wb") as out:
+            writer = PrintFileWriter(out, title=f"postroom print batch {batch_id}")
+            banner = _banner(batch_id, group, pieces, created, stem, templates_dir, layout)
+            _add(writer, banner, InserterMark(code, 0, 1, 1), layout.duplex)
+            for number, piece in pieces:
+                try:
+                    data = read_pdf(piece)
+                except (OSError, LookupError) as error:
+                    raise UnusablePiece(number, piece, "its print variant is not held") from error
+                if hashlib.sha256(data).hexdigest() != piece.sha256:
+                    raise UnusablePiece(
+                        number, piece, "its print variant does not match the recorded SHA-256"
+                    )
+                first_page = writer.page_count + 1
+                sheets = sheets_of(piece.pages, layout.duplex)
+                try:
+                    _add(writer, data, InserterMark(code, number, 1, sheets), layout.duplex)
+                except pikepdf.PdfError as error:
+                    raise UnusablePiece(number, piece, "its print variant is not a readable PDF") from error
+                envelope = "DL" if sheets <= layout.dl_max_sheets else "C4"
+                envelopes[envelope] += 1
+                rows.append(
+                    ManifestRow(
+                        number,
+                        str(piece.document_id),
+                        first_page,
+                        piece.pages,
+                        sheets,
+                        piece.postcode,
+                        piece.country,
+                        envelope,
+                    )
                 )
-            )
-        writer.close()
-        pages = writer.page_count
+            writer.close()
+            pages = writer.page_count
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(pdf_path)
     sha256 = hashlib.sha256(pdf_path.read_bytes()).hexdigest()
     sheets = sum(row.sheets for row in rows)
