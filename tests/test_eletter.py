@@ -31,7 +31,7 @@ from postroom.jobs.eletter import Change, poll_eletter
 from postroom.runtime import Runtime
 from postroom.settings import get_settings
 from postroom.webhooks import sign
-from tests.conftest import example
+from tests.conftest import WRITER_KEY, example
 from tests.pdf_checks import render_example
 
 CLIENT_ID = "postroom-test"
@@ -379,4 +379,16 @@ def test_automatic_progress_reaches_the_hub(rt: Runtime, provider: ELetterProvid
         "eletter.printed",
         "eletter.sent",
         "eletter.delivered",
+    ]
+
+
+def test_submitting_an_eletter_abroad_is_refused_with_the_channel_path(hub: str) -> None:
+    body = copy.deepcopy(example("invoice"))
+    body["channels"] = ["archive", "eletter"]
+    body["recipient"].update(country="FR", postcode="75001", city="Paris")
+    headers = {"Authorization": f"Bearer {WRITER_KEY}"}
+    response = httpx.post(f"{hub}/v1/documents", json=body, headers=headers, timeout=30)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"field": "channels[1]", "message": "the e-letter provider does not post to FR", "type": "channel"}
     ]

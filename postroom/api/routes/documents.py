@@ -15,6 +15,7 @@ from postroom.api.auth import require
 from postroom.api.problems import FieldError, ProblemError, field_errors, validation_problem
 from postroom.api.schemas import DocumentAccepted, DocumentView
 from postroom.channels.archive import archive_key
+from postroom.channels.eletter import eletter_supports
 from postroom.core.documents import IdempotencyConflict, submit_document
 from postroom.core.models import Document
 from postroom.core.spool import NotHeld
@@ -72,6 +73,17 @@ def parse_document_request(body: dict[str, Any], rt: Runtime) -> DocumentRequest
         )
         for i, c in enumerate(request.channels)
         if c not in rt.channels
+    ]
+    problems += [
+        FieldError(
+            field=f"channels[{i}]",
+            message=f"the e-letter provider does not post to {request.recipient.country}",
+            type="channel",
+        )
+        for i, c in enumerate(request.channels)
+        if c == "eletter"
+        and c in rt.channels
+        and not eletter_supports(request.recipient.country, rt.settings)
     ]
     try:
         template = rt.renderer.template_for(doc_type, request.template)
