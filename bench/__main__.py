@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import pipeline, render
+from bench import pipeline, print_batch, render
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,11 +32,30 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             f"{row['p95_ms']:.1f}" if row.get("p95_ms") is not None else "",
             ", ".join(
                 f"{key}={row[key]:.1f}" if isinstance(row[key], float) else f"{key}={row[key]}"
-                for key in ("pages", "delivered", "emails", "total_seconds")
+                for key in (
+                    "pages",
+                    "sheets",
+                    "delivered",
+                    "emails",
+                    "total_seconds",
+                    "peak_rss_mb",
+                    "file_mb",
+                )
                 if key in row
             ),
         )
     return table
+
+
+def _sizes(text: str) -> list[int]:
+    """``1000,10000`` as a list of positive sizes."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from error
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
 
 
 def main() -> None:
@@ -46,11 +65,18 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=300, help="documents through the whole pipeline")
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)
+    parser.add_argument(
+        "--print-pieces",
+        type=_sizes,
+        default="1000,10000",
+        help="print batch sizes to build, comma separated (each in a fresh process)",
+    )
     args = parser.parse_args()
 
     console = Console(width=150)
     rows = render.run(args.renders, args.engine_renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
+    rows += print_batch.run(args.print_pieces)
     console.print(_table(rows))
     RESULTS.mkdir(exist_ok=True)
     at = datetime.now(UTC)

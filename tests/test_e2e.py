@@ -7,6 +7,7 @@ import base64
 import copy
 import hashlib
 import io
+import itertools
 import json
 import os
 import threading
@@ -22,8 +23,12 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+import redis
 from pypdf import PdfReader
 
+from postroom.embedded.eletter_provider import ELetterProvider
+from postroom.embedded.letter_shop import LetterShopSimulator
+from postroom.embedded.postgres import PostgresProcess
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.embedded.topology import Topology
 from postroom.webhooks import verify
@@ -32,6 +37,9 @@ from tests.services import S3Server
 
 pytestmark = pytest.mark.e2e
 
+ELETTER_TIMEOUT = 2.0
+CHANNELS = ("email", "print", "eletter", "archive")
+
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -39,8 +47,27 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def api(hub_env: dict[str, str], logs: Path) -> Iterator[httpx.Client]:
-    topology = Topology(dict(os.environ), logs, worker_processes=1, worker_threads=2)
+def provider() -> Iterator[ELetterProvider]:
+    """The e-letter provider; its letters move on by themselves and report by webhook."""
+    with ELetterProvider(auto_advance=0.3, webhook_backoff=0.5) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def letter_shop(hub_env: dict[str, str]) -> LetterShopSimulator:
+    """The letter shop on the hub's hot folder; tests let it take batches when they want."""
+    return LetterShopSimulator(Path(hub_env["POSTROOM_VAR_DIR"]) / "print")
+
+
+@pytest.fixture(scope="module")
+def api(hub_env: dict[str, str], logs: Path, provider: ELetterProvider) -> Iterator[httpx.Client]:
+    env = {
+        **os.environ,
+        **provider.hub_environment(),
+        "POSTROOM_ELETTER_TIMEOUT_SECONDS": str(ELETTER_TIMEOUT),
+    }
+    topology = Topology(env, logs, worker_processes=1, worker_threads=2)
+    provider.webhook_url = f"{topology.api_url}/v1/webhooks/eletter/pingen"
     with topology, httpx.Client(base_url=topology.api_url, timeout=30) as client:
         yield client
 
@@ -50,10 +77,15 @@ def submit(api: httpx.Client, body: dict[str, Any], key: str | None = None) -> h
     return api.post("/v1/documents", json=body, headers=headers)
 
 
-def wait_final(api: httpx.Client, document_id: str, timeout: float = 60) -> dict[str, Any]:
-    """The document once it and every one of its deliveries reached a final state."""
+def wait_final(
+    api: httpx.Client, document_id: str, timeout: float = 60, letter_shop: LetterShopSimulator | None = None
+) -> dict[str, Any]:
+    """The document once it and every one of its deliveries reached a final state (the letter shop,
+    when given, takes the print batches that come up meanwhile)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if letter_shop is not None:
+            letter_shop.take_waiting()
         view: dict[str, Any] = api.get(
             f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}
         ).json()
@@ -146,7 +178,7 @@ def test_reference_invoice_to_archive(api: httpx.Client) -> None:
 
 
 def test_refused_recipient_gets_a_letter_instead(
-    api: httpx.Client, smtp_sink: SmtpSink, hub_env: dict[str, str]
+    api: httpx.Client, smtp_sink: SmtpSink, letter_shop: LetterShopSimulator
 ) -> None:
     """SMTP 550 fails the e-mail delivery for good; the fallback channel, print, takes over."""
     body = copy.deepcopy(example("invoice"))
@@ -154,9 +186,7 @@ def test_refused_recipient_gets_a_letter_instead(
     response = submit(api, body)
     assert response.status_code == 202, response.text
     document_id = response.json()["id"]
-    stem, manifest = wait_for_print_batch(hub_env, document_id)
-    acknowledge_print_batch(hub_env, stem, manifest)
-    view = wait_final(api, document_id)
+    view = wait_final(api, document_id, letter_shop=letter_shop)
     assert view["status"] == "delivered", (view["error"], view["deliveries"])
     deliveries = {d["channel"]: d for d in view["deliveries"]}
     assert deliveries["email"]["status"] == "failed"
@@ -181,14 +211,6 @@ def wait_for_print_batch(hub_env: dict[str, str], document_id: str) -> tuple[str
                 return path.name.removesuffix(".manifest.json"), manifest
         time.sleep(0.2)
     raise AssertionError(f"no print batch holds document {document_id}")
-
-
-def acknowledge_print_batch(hub_env: dict[str, str], stem: str, manifest: dict[str, Any]) -> None:
-    """Write the letter shop's acknowledgement of a whole batch."""
-    ack = Path(hub_env["POSTROOM_VAR_DIR"]) / "print" / "ack"
-    ack.mkdir(exist_ok=True)
-    content = {"batch": manifest["batch"], "status": "accepted", "rejected_pieces": []}
-    (ack / f"{stem}.ack.json").write_text(json.dumps(content), encoding="utf-8")
 
 
 class CallbackReceiver:
@@ -248,6 +270,189 @@ def test_callback_is_signed_and_retried_until_acknowledged(api: httpx.Client) ->
     assert view["callback_acknowledged_at"] is not None
 
 
+def test_print_letter_is_confirmed_by_the_acknowledgement_then_purged(
+    api: httpx.Client,
+    hub_env: dict[str, str],
+    letter_shop: LetterShopSimulator,
+    postgres: PostgresProcess,
+    logs: Path,
+) -> None:
+    body = with_unique_recipient(example("invoice"))
+    body["channels"] = ["print", "archive"]
+    document_id = submit(api, body).json()["id"]
+    hot_folder = Path(hub_env["POSTROOM_VAR_DIR"]) / "print"
+    stem, manifest = wait_for_print_batch(hub_env, document_id)
+    assert (hot_folder / "out" / f"{stem}.pdf").is_file()
+    assert (hot_folder / "out" / f"{stem}.manifest.csv").is_file()
+    view = api.get(f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}).json()
+    assert {d["channel"]: d["status"] for d in view["deliveries"]}["print"] == "sent"
+    batch = next(batch for batch in letter_shop.take_waiting() if batch.stem == stem)
+    assert batch.accepted
+    assert batch.manifest == manifest
+    view = wait_final(api, document_id)
+    assert view["status"] == "delivered", (view["error"], view["deliveries"])
+    # The letter shop has the batch: its files and the acknowledgement go, and so does the personal data.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (hot_folder / "out" / f"{stem}.pdf").exists():
+        time.sleep(0.2)
+    assert not (hot_folder / "out" / f"{stem}.pdf").exists()
+    assert not (hot_folder / "ack" / f"{stem}.ack.json").exists()
+    wait_purged(hub_env, [document_id])
+    assert traces(personal_data(body), hub_env, postgres, logs) == []
+
+
+def test_every_channel_combination_is_confirmed_by_its_counterpart(
+    api: httpx.Client,
+    hub_env: dict[str, str],
+    smtp_sink: SmtpSink,
+    s3_server: S3Server,
+    provider: ELetterProvider,
+    letter_shop: LetterShopSimulator,
+    postgres: PostgresProcess,
+    logs: Path,
+) -> None:
+    """One document per combination of the four channels, each hand-off confirmed by the real
+    counterpart; then the recipient's personal data is gone from everything the hub keeps."""
+    body = with_unique_recipient(example("invoice"))
+    combinations = [list(c) for n in range(1, 5) for c in itertools.combinations(CHANNELS, n)]
+    # The first e-letter submit outlasts the hub's timeout; the provider creates the letter anyway.
+    provider.fail_next("submit", status=None, delay=ELETTER_TIMEOUT + 1)
+    documents: dict[str, list[str]] = {}
+    for channels in combinations:
+        request = {**copy.deepcopy(body), "channels": channels}
+        request["data"]["number"] = f"RE-C-{uuid.uuid4().hex[:10]}"
+        response = submit(api, request)
+        assert response.status_code == 202, response.text
+        documents[response.json()["id"]] = channels
+    views = {document_id: wait_final(api, document_id, 90, letter_shop) for document_id in documents}
+
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="eu-central-1")
+    eletter_attempts, archived = [], {}
+    for document_id, view in views.items():
+        assert view["status"] == "delivered", (documents[document_id], view["error"], view["deliveries"])
+        deliveries = {d["channel"]: d for d in view["deliveries"]}
+        assert sorted(deliveries) == sorted(documents[document_id])
+        assert all(d["status"] == "confirmed" for d in deliveries.values())
+        sha256 = {v["variant"]: v["sha256"] for v in view["variants"]}
+        archived_pdf = None
+        if "archive" in deliveries:
+            key = deliveries["archive"]["external_ref"].removeprefix(f"s3://{ARCHIVE_BUCKET}/")
+            head = s3.head_object(Bucket=ARCHIVE_BUCKET, Key=key)
+            assert head["ObjectLockMode"] == "COMPLIANCE"
+            assert head["ObjectLockRetainUntilDate"].year == 2035
+            archived_pdf = s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read()
+            assert hashlib.sha256(archived_pdf).hexdigest() == sha256["archive"]
+            archived[document_id] = sha256["archive"]
+        if "email" in deliveries:
+            [message] = messages_for(smtp_sink, document_id)
+            mailed = next(message.iter_attachments()).get_content()
+            assert hashlib.sha256(mailed).hexdigest() == sha256["email"]
+            if archived_pdf is not None:
+                assert mailed == archived_pdf  # what the recipient got is what the auditor gets
+        else:
+            assert messages_for(smtp_sink, document_id) == []
+        if "print" in deliveries:
+            batch = letter_shop.batch_with(document_id)
+            assert batch is not None
+            assert batch.accepted
+            assert batch.pdf_sha256 == batch.manifest["sha256"]
+        if "eletter" in deliveries:
+            delivery = deliveries["eletter"]
+            [letter] = provider.letters_for(delivery["id"])
+            assert letter.letter_id == delivery["external_ref"]
+            assert letter.sha256 == sha256[delivery["variant"]]
+            eletter_attempts.append(delivery["attempts"])
+    assert max(eletter_attempts) >= 2  # the submit that timed out was retried: still one letter
+
+    wait_purged(hub_env, list(documents))
+    assert traces(personal_data(body), hub_env, postgres, logs) == []
+    reader = {"Authorization": f"Bearer {READER_KEY}"}
+    for document_id, archived_sha256 in archived.items():  # the archive still returns the PDF
+        pdf = api.get(f"/v1/documents/{document_id}/pdf?variant=archive", headers=reader)
+        assert pdf.status_code == 200
+        assert hashlib.sha256(pdf.content).hexdigest() == archived_sha256
+
+
+def with_unique_recipient(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` for a recipient whose name, street, e-mail address and IBAN occur nowhere else."""
+    from schwifty import IBAN
+
+    token = uuid.uuid4().hex[:8]
+    body = copy.deepcopy(body)
+    body["recipient"].update(
+        name=f"Probe {token}",
+        street=f"Probeweg {int(token[:4], 16)}",
+        email=f"probe-{token}@example.org",
+        iban=IBAN.generate("DE", bank_code="37050198", account_code=str(int(token, 16))).compact,
+    )
+    return body
+
+
+def personal_data(body: dict[str, Any]) -> list[str]:
+    """The recipient's name, street, e-mail address and IBAN (compact and in groups of four)."""
+    recipient = body["recipient"]
+    iban = recipient["iban"]
+    grouped = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return [recipient["name"], recipient["street"], recipient["email"], iban, grouped]
+
+
+def wait_purged(hub_env: dict[str, str], document_ids: list[str], timeout: float = 30) -> None:
+    """Wait until the hub purged the personal data of every document; amounts stay."""
+    from sqlalchemy import text
+
+    from postroom.core.db import database
+
+    db = database(hub_env["POSTROOM_DATABASE_URL"])
+    query = text("SELECT id, payload IS NULL AS empty, purged_at, amount FROM documents WHERE id = ANY(:ids)")
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.session() as session:
+            rows = session.execute(query, {"ids": [uuid.UUID(i) for i in document_ids]}).all()
+        if all(row.purged_at is not None for row in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [row.id for row in rows if row.purged_at is None] == []
+    assert all(row.empty and row.amount is not None for row in rows)
+
+
+def traces(secrets: list[str], hub_env: dict[str, str], postgres: PostgresProcess, logs: Path) -> list[str]:
+    """Where any of ``secrets`` still shows: the PostgreSQL dump, every Redis key and value, and
+    every file (text of PDFs included) under the hub's working directory and its logs."""
+    needles = [secret.encode() for secret in secrets]
+    found = [f"database dump: {secret}" for secret in secrets if secret.encode() in postgres.dump()]
+    client = redis.Redis.from_url(hub_env["POSTROOM_REDIS_URL"])
+    for key in client.scan_iter():
+        content = key + redis_value(client, key)
+        found += [f"redis {key!r}: {needle!r}" for needle in needles if needle in content]
+    for root in (Path(hub_env["POSTROOM_VAR_DIR"]), logs):
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            if data.startswith(b"%PDF"):
+                data += pdf_text(data).encode()
+            found += [f"{path}: {needle!r}" for needle in needles if needle in data]
+    return found
+
+
+def redis_value(client: Any, key: bytes) -> bytes:
+    """Everything stored under ``key``, whatever its type, as one byte string (``DUMP`` would
+    compress longer strings, hiding what they hold)."""
+    kind = client.type(key)
+    members: list[bytes]
+    if kind == b"hash":
+        members = [k + b"=" + v for k, v in client.hgetall(key).items()]
+    elif kind == b"list":
+        members = client.lrange(key, 0, -1)
+    elif kind == b"set":
+        members = list(client.smembers(key))
+    elif kind == b"zset":
+        members = client.zrange(key, 0, -1)
+    elif kind == b"string":
+        members = [client.get(key) or b""]
+    else:
+        members = [client.dump(key) or b""]
+    return b"\n".join(members)
+
+
 def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
     """Runs last in this module: everything above went through these processes."""
     recipient = example("invoice")["recipient"]
@@ -261,62 +466,3 @@ def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
         REFUSED_ADDRESS,
     ):
         assert personal not in text
-
-
-def test_print_letter_is_confirmed_by_the_acknowledgement_then_purged(
-    api: httpx.Client, hub_env: dict[str, str]
-) -> None:
-    body = example("invoice")
-    body["channels"] = ["print", "archive"]
-    document_id = submit(api, body).json()["id"]
-    hot_folder = Path(hub_env["POSTROOM_VAR_DIR"]) / "print"
-    stem, manifest = wait_for_print_batch(hub_env, document_id)
-    assert (hot_folder / "out" / f"{stem}.pdf").is_file()
-    assert (hot_folder / "out" / f"{stem}.manifest.csv").is_file()
-    view = api.get(f"/v1/documents/{document_id}", headers={"Authorization": f"Bearer {READER_KEY}"}).json()
-    assert {d["channel"]: d["status"] for d in view["deliveries"]}["print"] == "sent"
-    acknowledge_print_batch(hub_env, stem, manifest)
-    view = wait_final(api, document_id)
-    assert view["status"] == "delivered", (view["error"], view["deliveries"])
-    # The letter shop has the batch: its files and the acknowledgement go, and so does the personal data.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (hot_folder / "out" / f"{stem}.pdf").exists():
-        time.sleep(0.2)
-    assert not (hot_folder / "out" / f"{stem}.pdf").exists()
-    assert not (hot_folder / "ack" / f"{stem}.ack.json").exists()
-    assert_purged(hub_env, document_id, body)
-
-
-def assert_purged(hub_env: dict[str, str], document_id: str, body: dict[str, Any]) -> None:
-    """No trace of the recipient in the database row, the spool or Redis once the document is done."""
-    from sqlalchemy import text
-
-    from postroom.core.db import database
-
-    deadline = time.monotonic() + 20
-    db = database(hub_env["POSTROOM_DATABASE_URL"])
-    row: Any = None
-    while time.monotonic() < deadline:
-        with db.session() as session:
-            row = session.execute(
-                text("SELECT payload, purged_at, amount FROM documents WHERE id = :id"), {"id": document_id}
-            ).one()
-        if row.purged_at is not None:
-            break
-        time.sleep(0.2)
-    assert row.purged_at is not None
-    assert row.payload is None
-    assert row.amount is not None  # amounts stay
-    recipient = body["recipient"]
-    secrets = [recipient["name"], recipient["street"]] + (
-        [recipient["email"]] if recipient.get("email") else []
-    )
-    spool = Path(hub_env["POSTROOM_VAR_DIR"]) / "spool"
-    leftovers = [path for path in spool.rglob("*") if document_id.replace("-", "") in str(path)]
-    assert not leftovers
-    import redis
-
-    client = redis.Redis.from_url(hub_env["POSTROOM_REDIS_URL"])
-    for key in client.scan_iter():
-        dump = client.dump(key) or b""
-        assert not any(secret.encode() in dump for secret in secrets), key

@@ -91,7 +91,7 @@ class Document(Base):
     template_version: Mapped[int | None] = mapped_column(Integer)
     template_sha256: Mapped[str | None] = mapped_column(String(64))
     engine: Mapped[str | None] = mapped_column(String(16))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     callback_sent_at: Mapped[datetime | None]
     api_key_id: Mapped[str] = mapped_column(String(64))

@@ -120,6 +120,25 @@ class PostgresProcess:
                 time.sleep(0.1)
         raise TimeoutError("PostgreSQL did not accept connections")
 
+    def dump(self, database: str | None = None) -> bytes:
+        """``pg_dump`` of ``database`` (the default one unless given) as plain SQL."""
+        result = subprocess.run(
+            [
+                str(self.bindir / "pg_dump"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "--no-owner",
+                database or self.database,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return result.stdout
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT: do not wait for pooled clients) and removal of the cluster."""
         if self._process is not None:
