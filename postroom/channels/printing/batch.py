@@ -144,7 +144,8 @@ def build_batch(
         partial.unlink(missing_ok=True)
         raise
     partial.replace(pdf_path)
-    sha256 = hashlib.sha256(pdf_path.read_bytes()).hexdigest()
+    with pdf_path.open("rb") as written:
+        sha256 = hashlib.file_digest(written, "sha256").hexdigest()
     sheets = sum(row.sheets for row in rows)
     csv_path, json_path = staging / f"{stem}.manifest.csv", staging / f"{stem}.manifest.json"
     write_atomically(csv_path, _csv(rows), mode=0o600)
