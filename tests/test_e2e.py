@@ -291,6 +291,9 @@ def test_print_letter_is_confirmed_by_the_acknowledgement_then_purged(
     assert batch.manifest == manifest
     view = wait_final(api, document_id)
     assert view["status"] == "delivered", (view["error"], view["deliveries"])
+    print_delivery = next(d for d in view["deliveries"] if d["channel"] == "print")
+    piece = next(row["piece"] for row in manifest["rows"] if row["document_id"] == document_id)
+    assert print_delivery["external_ref"] == f"{stem}.pdf#piece={piece}"
     # The letter shop has the batch: its files and the acknowledgement go, and so does the personal data.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (hot_folder / "out" / f"{stem}.pdf").exists():

@@ -122,7 +122,8 @@ def record_handed_off(
         return
     batch.status, batch.file_name, batch.sha256 = HANDED_OFF, file_name, sha256
     batch.sheets, batch.pages, batch.handed_off_at = sheets, pages, utcnow()
-    for delivery in _deliveries(session, batch_id):
+    for delivery, piece_no in _deliveries(session, batch_id):
+        delivery.external_ref = f"{file_name}#piece={piece_no}"
         note_delivery_event(delivery, "batch_handed_off", f"print batch {batch_id}")
 
 
@@ -210,10 +211,10 @@ def drop_piece(
     return AcknowledgementOutcome(final, [replacement.id] if replacement is not None else [])
 
 
-def _deliveries(session: Session, batch_id: uuid.UUID) -> list[Delivery]:
+def _deliveries(session: Session, batch_id: uuid.UUID) -> list[tuple[Delivery, int | None]]:
     query = (
-        select(Delivery)
+        select(Delivery, PrintPiece.piece_no)
         .join(PrintPiece, PrintPiece.delivery_id == Delivery.id)
         .where(PrintPiece.batch_id == batch_id, Delivery.status == DeliveryStatus.SENT)
     )
-    return list(session.scalars(query))
+    return [(delivery, piece_no) for delivery, piece_no in session.execute(query)]

@@ -18,6 +18,8 @@ from rich.table import Table
 
 from postroom.core.migrate import upgrade
 from postroom.documents.catalogue import CATALOGUE
+from postroom.embedded.eletter_provider import ELetterProvider
+from postroom.embedded.letter_shop import LetterShopSimulator
 from postroom.embedded.redis import RedisProcess
 from postroom.embedded.smtp_sink import SmtpSink, eml_name
 from postroom.embedded.topology import Topology
@@ -62,12 +64,17 @@ def _landing(delivery: dict[str, Any], outbox: Path) -> str:
         return os.path.relpath(unquote(urlsplit(ref).path))
     if delivery["channel"] == "email" and ref:
         return os.path.relpath(outbox / eml_name(ref))
+    if delivery["channel"] == "print" and ref:
+        return f"{ref} (print file taken by the letter shop)"
+    if delivery["channel"] == "eletter" and ref:
+        return f"letter {ref} at the e-letter provider"
     return ref
 
 
 def run_demo(examples: Path, console: Console, timeout: float = 180.0) -> int:
     """Start everything, submit the examples, wait, print a summary, stop; return the exit code."""
     settings = Settings()
+    console.width = max(console.width, 132)  # the summary's paths are long; a pipe reports 80
     env = dict(os.environ, POSTROOM_VAR_DIR=str(settings.var_dir), POSTROOM_LOG_JSON="true")
     outbox = settings.var_dir / "outbox"
     api_key = secrets.token_urlsafe(24)
@@ -86,10 +93,29 @@ def run_demo(examples: Path, console: Console, timeout: float = 180.0) -> int:
             console.print(f"SMTP sink         {sink.url} → {os.path.relpath(outbox)}/")
         upgrade(settings.database_url)
         console.print(f"database          {settings.database_url} (migrated)")
-        topology = stack.enter_context(Topology(env, settings.var_dir / "logs"))
-        console.print(f"API               {topology.api_url} (+ 2 worker processes), logs in var/logs/")
+        channels = {"archive", "email"}
+        if urlsplit(settings.print_target_url).scheme == "file":
+            hot_folder = Path(unquote(urlsplit(settings.print_target_url).path))
+            stack.enter_context(LetterShopSimulator(hot_folder))
+            env.setdefault("POSTROOM_PRINT_CUTOFF_INTERVAL_SECONDS", "3")
+            env.setdefault("POSTROOM_PRINT_ACK_POLL_SECONDS", "1")
+            channels.add("print")
+            console.print(f"letter shop       simulated on the hot folder {os.path.relpath(hot_folder)}/")
+        provider = None
+        if not settings.eletter_url:
+            provider = stack.enter_context(ELetterProvider(auto_advance=0.5))
+            env.update(provider.hub_environment())
+            console.print(f"e-letter provider simulated, {provider.url}")
+        channels.add("eletter")
+        topology = Topology(env, settings.var_dir / "logs")
+        if provider is not None:
+            provider.webhook_url = f"{topology.api_url}/v1/webhooks/eletter/pingen"
+        stack.enter_context(topology)
+        console.print(
+            f"API               {topology.api_url} (+ 2 worker processes, the scheduler), logs in var/logs/"
+        )
 
-        submitted, notes = _prepare(examples, {"archive", "email"})
+        submitted, notes = _prepare(examples, channels)
         with httpx.Client(
             base_url=topology.api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
         ) as api:
