@@ -71,7 +71,8 @@ class SmtpTarget(BaseModel):
 class Settings(BaseSettings):
     """All of postroom's configuration. Field ``foo`` is read from ``POSTROOM_FOO``."""
 
-    model_config = SettingsConfigDict(env_prefix="POSTROOM_", extra="ignore")
+    # hide_input_in_errors: a bad URL or key list must not echo its password into the logs.
+    model_config = SettingsConfigDict(env_prefix="POSTROOM_", extra="ignore", hide_input_in_errors=True)
 
     var_dir: Path = Path("var")
     database_url: str = ""

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 from pypdf import PdfReader
 
 from postroom.cli import main
-from postroom.settings import get_settings
+from postroom.settings import Settings, get_settings
 from tests.conftest import EXAMPLES
 
 
@@ -80,3 +81,7 @@ def test_configuration_errors_do_not_echo_secrets(fresh_settings: pytest.MonkeyP
     assert result.exit_code == 2
     assert "POSTROOM_API_KEYS.0" in result.output
     assert "s3cr3t-value" not in result.output
+    # Nor does the error itself, wherever a worker or a tool prints its traceback.
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "s3cr3t-value" not in str(error.value)
