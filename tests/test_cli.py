@@ -75,7 +75,7 @@ def test_invalid_configuration_is_reported(fresh_settings: pytest.MonkeyPatch) -
 
 def test_configuration_errors_do_not_echo_secrets(fresh_settings: pytest.MonkeyPatch) -> None:
     fresh_settings.setenv(
-        "POSTROOM_API_KEYS", '[{"id": "erp", "secret": "s3cr3t-value", "sha256": "%s"}]' % ("0" * 64)
+        "POSTROOM_API_KEYS", '[{"secret": "s3cr3t-value", "id": "erp", "sha256": "%s"}]' % ("0" * 64)
     )
     result = CliRunner().invoke(main, ["migrate"])
     assert result.exit_code == 2
