@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
-from postroom.channels.base import DeliveryDeferred, DeliveryRejected, Handoff
+from postroom.channels.base import ChannelUnavailable, DeliveryDeferred, DeliveryRejected, Handoff
 from postroom.channels.email import (
     SIGNED_HEADERS,
     DkimConfigError,
@@ -558,3 +558,26 @@ def test_implicit_tls_with_auth(serve: Any, server_tls: ssl.SSLContext) -> None:
     [accepted] = handler.accepted
     assert accepted.tls
     assert accepted.authenticated
+
+
+def test_refused_credentials_are_retried_not_failed_over(serve: Any, server_tls: ssl.SSLContext) -> None:
+    """535 is the hub's misconfiguration, not the recipient's: the mail waits for a fixed password
+    (and the readiness check says so) instead of going to paper."""
+    handler, authenticator = Scripted(), Authenticator()
+    port = serve(
+        handler,
+        tls_context=server_tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    mail = channel(port, username=USER, password="wrong-password", verify_tls=False)
+    with pytest.raises(ChannelUnavailable, match="authentication failed 535") as error:
+        asyncio.run(mail.send(handoff()))
+    assert "wrong-password" not in str(error.value)
+    with pytest.raises(ChannelUnavailable, match="authentication failed 535"):
+        asyncio.run(mail.check())
+    # Without credentials the server's 530 at MAIL FROM means the same.
+    with pytest.raises(ChannelUnavailable, match="authentication failed 530"):
+        asyncio.run(channel(port, verify_tls=False).send(handoff()))
+    assert handler.accepted == []

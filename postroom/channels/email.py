@@ -350,12 +350,23 @@ class EmailChannel:
         try:
             async with self._client() as client:
                 await client.noop()
+        except aiosmtplib.SMTPResponseException as error:
+            if error.code in AUTH_REPLY_CODES:
+                raise _by_code(error.code, "server replied") from None
+            raise ChannelUnavailable(f"SMTP server unavailable ({type(error).__name__})") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise ChannelUnavailable(f"SMTP server unavailable ({type(error).__name__})") from None
 
 
-def _by_code(code: int, what: str) -> DeliveryRejected | DeliveryDeferred:
+AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+"""Authentication required or refused: the hub's credentials are wrong, not the recipient, so the
+mail is retried (and the readiness check fails) instead of failing over to paper."""
+
+
+def _by_code(code: int, what: str) -> DeliveryRejected | DeliveryDeferred | ChannelUnavailable:
     # Only the numeric code is kept: reply texts often quote the recipient address.
+    if code in AUTH_REPLY_CODES:
+        return ChannelUnavailable(f"SMTP authentication failed {code}")
     if 400 <= code < 500:
         return DeliveryDeferred(f"SMTP {what} {code}")
     return DeliveryRejected(f"SMTP {what} {code}")
