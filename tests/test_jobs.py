@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 import uuid
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
 
 import pytest
 from sqlalchemy import func, select
 
-from postroom.core.documents import submit_document
-from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece, RenderedVariant
+from postroom.core.documents import fail_delivery, stalled_fallbacks, submit_document
+from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece, RenderedVariant, utcnow
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.smtp_sink import SmtpSink
@@ -108,3 +109,23 @@ def test_an_unusable_print_piece_leaves_its_batch_and_the_others_go(rt: Runtime)
         assert sorted(piece.piece_no or 0 for piece in pieces) == list(range(1, len(pieces) + 1))
         batch = session.get_one(PrintBatch, outcome.batches[-1])
         assert batch.status == "handed_off"
+
+
+def test_a_fallback_whose_message_was_lost_is_found_again(rt: Runtime) -> None:
+    document_id = queued_document(rt, ["email", "archive"])
+    rendering.render_document(rt, document_id)
+    with rt.db.session() as session:
+        email = next(d for d in session.get_one(Document, document_id).deliveries if d.channel == "email")
+        replacement = fail_delivery(
+            session, email.id, "delivery_rejected", "SMTP 550", fallbacks=rt.fallbacks
+        )
+        assert replacement is not None
+        replacement_id = replacement.id
+    with rt.db.session() as session:
+        assert replacement_id not in stalled_fallbacks(session, utcnow() - timedelta(minutes=5))
+        session.get_one(Delivery, replacement_id).created_at = utcnow() - timedelta(minutes=6)
+    with rt.db.session() as session:
+        assert replacement_id in stalled_fallbacks(session, utcnow() - timedelta(minutes=5))
+    delivery.deliver(rt, replacement_id)  # sent again: queued for print, no longer stalled
+    with rt.db.session() as session:
+        assert replacement_id not in stalled_fallbacks(session, utcnow() - timedelta(minutes=5))

@@ -412,6 +412,22 @@ def _fallback_for(failed: Delivery, fallback: Fallback | None) -> Delivery | Non
     return replacement
 
 
+def stalled_fallbacks(session: Session, pending_before: datetime) -> list[uuid.UUID]:
+    """Fallback deliveries still pending since before ``pending_before``: their message was lost
+    (the queue was unreachable just after the failure that opened them) and must be sent again."""
+    query = (
+        select(Delivery.id)
+        .join(Document, Document.id == Delivery.document_id)
+        .where(
+            Delivery.replaces_id.is_not(None),
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.created_at < pending_before,
+            Document.status == DocumentStatus.DELIVERING,
+        )
+    )
+    return list(session.scalars(query))
+
+
 def callback_due(document: Document) -> bool:
     """The document reached a final state and its requester has not been told yet."""
     return (

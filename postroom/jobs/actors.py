@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import dramatiq
 from dramatiq.actor import ActorDecorator
 
 from postroom.channels.base import DeliveryDeferred
-from postroom.core.documents import callback_due, fail_delivery, fail_document
-from postroom.core.models import Delivery, Document
+from postroom.core.documents import callback_due, fail_delivery, fail_document, stalled_fallbacks
+from postroom.core.models import Delivery, Document, utcnow
 from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
 from postroom.errors import PermanentError, safe_detail
@@ -126,6 +127,21 @@ def sweep_purges() -> None:
     purged = purge.sweep(runtime())
     if purged:
         log.info("purge sweep", purged=purged)
+
+
+FALLBACK_STALL = timedelta(minutes=5)
+"""A fallback delivery pending longer than this lost its message."""
+
+
+@job(MAINTENANCE_QUEUE, 300, _maintenance_given_up)
+def resend_stalled_fallbacks() -> None:
+    """Send again the fallback deliveries whose message was lost; sending twice is harmless."""
+    with runtime().db.session() as session:
+        stalled = stalled_fallbacks(session, utcnow() - FALLBACK_STALL)
+    for delivery_id in stalled:
+        deliver.send(str(delivery_id))
+    if stalled:
+        log.warning("stalled fallback deliveries sent again", count=len(stalled))
 
 
 @job(CALLBACKS_QUEUE, settings.callback_timeout_seconds + 5, _callback_given_up)

@@ -1,4 +1,5 @@
-"""The clock of the maintenance jobs: print cut-offs, acknowledgement polling, purge sweeps.
+"""The clock of the maintenance jobs: print cut-offs, acknowledgement polling, purge sweeps,
+lost fallback messages, e-letter status polling.
 
 One process (``postroom scheduler``) sends the messages; workers run them. Every job is
 idempotent, so a second scheduler, or a restart, costs a redundant run and nothing else.
@@ -64,11 +65,16 @@ def schedule(settings: Settings) -> list[Periodic]:
             every=settings.print_ack_poll_seconds,
         ),
         Periodic("purge sweep", actors.sweep_purges.send, every=settings.purge_sweep_seconds),
+        Periodic(
+            "stalled fallbacks",
+            actors.resend_stalled_fallbacks.send,
+            every=actors.FALLBACK_STALL.total_seconds(),
+        ),
     ]
-    poll_eletter = getattr(actors, "poll_eletter_status", None)
-    if poll_eletter is not None and getattr(settings, "eletter_url", None):
-        every = float(getattr(settings, "eletter_poll_seconds", 60))
-        jobs.append(Periodic("e-letter status", poll_eletter.send, every=every))
+    if settings.eletter_url:
+        jobs.append(
+            Periodic("e-letter status", actors.poll_eletter_status.send, every=settings.eletter_poll_seconds)
+        )
     return jobs
 
 
