@@ -9,11 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     POSTROOM_VAR_DIR=/var/lib/postroom
 
 WORKDIR /app
-# procps for the health check; Pango for WeasyPrint (html engine); LibreOffice Writer and
+# procps for the health check; Pango for WeasyPrint (html engine); libdmtx for the print
+# channel's inserter codes; LibreOffice Writer and
 # Debian's python3-uno for the docx engine's conversion pool.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        procps libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+        procps libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 libdmtx0b \
         libreoffice-writer-nogui python3 python3-uno \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app postroom \

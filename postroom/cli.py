@@ -36,6 +36,17 @@ def _settings_or_exit() -> Any:
         _fail("invalid configuration:\n" + "\n".join(lines))
 
 
+def _channels_or_exit(settings: Any) -> None:
+    """Build the output channels once, so a channel misconfiguration (DKIM, e-letter, print target)
+    stops the process at start instead of failing every delivery."""
+    from postroom.runtime import Runtime
+
+    try:
+        Runtime(settings).channels  # noqa: B018 - building them is the check
+    except ValueError as error:
+        _fail(f"invalid channel configuration: {error}")
+
+
 @click.group()
 @click.version_option(package_name="postroom")
 def main() -> None:
@@ -57,6 +68,7 @@ def serve(host: str, port: int, workers: int) -> None:
         _fail("POSTROOM_REDIS_URL is not set; the API enqueues into Redis (or run 'postroom demo')")
     if not settings.api_keys:
         _fail("POSTROOM_API_KEYS is not set; without keys every request would be refused")
+    _channels_or_exit(settings)
     configure_logging(settings.log_level, json=settings.log_json)
     uvicorn.run(
         "postroom.api.app:create_app",
@@ -79,6 +91,7 @@ def worker(processes: int, threads: int) -> None:
     settings = _settings_or_exit()
     if not settings.redis_url:
         _fail("POSTROOM_REDIS_URL is not set; workers consume from Redis (or run 'postroom demo')")
+    _channels_or_exit(settings)
     args = [
         sys.executable,
         "-m",

@@ -173,7 +173,8 @@ def test_health_and_readiness(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     ready = api.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "archive": "ok"}
+    assert ready.json()["checks"] == {"configuration": "ok", "database": "ok", "redis": "ok", "archive": "ok"}
+    assert ready.json()["channels"] == {"email": "ok", "print": "ok"}
 
 
 def test_unknown_template_version_is_422(api: TestClient) -> None:

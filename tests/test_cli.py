@@ -85,3 +85,12 @@ def test_configuration_errors_do_not_echo_secrets(fresh_settings: pytest.MonkeyP
     with pytest.raises(ValidationError) as error:
         Settings()
     assert "s3cr3t-value" not in str(error.value)
+
+
+def test_a_channel_misconfiguration_stops_the_worker_at_start(fresh_settings: pytest.MonkeyPatch) -> None:
+    fresh_settings.setenv("POSTROOM_REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
+    fresh_settings.setenv("POSTROOM_DKIM_SELECTOR", "mail2026")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "invalid channel configuration" in result.output
+    assert "POSTROOM_DKIM_DOMAIN" in result.output

@@ -360,7 +360,7 @@ class EmailChannel:
 
 AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
 """Authentication required or refused: the hub's credentials are wrong, not the recipient, so the
-mail is retried (and the readiness check fails) instead of failing over to paper."""
+mail is retried (and /readyz reports the e-mail channel failed) instead of failing over to paper."""
 
 
 def _by_code(code: int, what: str) -> DeliveryRejected | DeliveryDeferred | ChannelUnavailable:

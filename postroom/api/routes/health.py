@@ -30,13 +30,34 @@ def _database(rt: Runtime) -> None:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Database (migrated), Redis and the archive answer."""
+    """Ready when the database (migrated), Redis and the archive answer and every channel's
+    configuration is usable. The other channels' backends are reported under ``channels`` but
+    do not gate readiness: while one is down, documents are still accepted and wait for it."""
     rt: Runtime = request.app.state.runtime
     checks: dict[str, Any] = {
         "database": asyncio.to_thread(_database, rt),
         "redis": asyncio.to_thread(request.app.state.ping_broker),
-        "archive": rt.channels["archive"].check(),
     }
+    channel_checks: dict[str, Any] = {}
+    try:
+        channels = rt.channels
+    except ValueError as error:  # configuration errors name the variable, never its value
+        results = {"configuration": f"failed: {error}"}
+    else:
+        results = {"configuration": "ok"}
+        checks["archive"] = channels["archive"].check()
+        channel_checks = {name: channel.check() for name, channel in channels.items() if name != "archive"}
+    results |= await _run(checks)
+    ready = all(result == "ok" for result in results.values())
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": results,
+        "channels": await _run(channel_checks),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _run(checks: dict[str, Any]) -> dict[str, str]:
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:
@@ -44,7 +65,4 @@ async def readyz(request: Request) -> JSONResponse:
             results[name] = "ok"
         except Exception as error:
             results[name] = f"failed: {error}" if str(error) else f"failed: {type(error).__name__}"
-    ready = all(result == "ok" for result in results.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503
-    )
+    return results
