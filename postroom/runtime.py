@@ -65,7 +65,7 @@ class Runtime:
             verify_tls=self.settings.smtp_verify_tls,
             dkim=DkimSigner.from_settings(self.settings),
         )
-        printing = PrintChannel(self.db, self.letter_shop)
+        printing = PrintChannel(self.db, self.letter_shop, duplex=self.settings.print_duplex)
         available: list[Channel] = [ArchiveChannel(self.archive), email, printing]
         if self.eletter is not None:
             available.append(self.eletter)

@@ -134,10 +134,12 @@ class Settings(BaseSettings):
     print_target_url: str = ""
     print_sftp_key_file: Path | None = None
     print_sftp_known_hosts: Path | None = None
-    print_cutoff_times: list[str] = ["16:00"]
+    print_cutoff_times: list[Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]] = Field(
+        default=["16:00"], min_length=1
+    )
     print_cutoff_interval_seconds: int | None = Field(default=None, ge=1)
     print_timezone: str = "Europe/Berlin"
-    print_batch_max_pieces: int = Field(default=10_000, ge=1)
+    print_batch_max_pieces: int = Field(default=10_000, ge=1, le=999_999)  # the inserter code's 6 digits
     print_duplex: bool = True
     print_dl_max_sheets: int = Field(default=5, ge=1)
     print_ack_poll_seconds: int = Field(default=30, ge=1)

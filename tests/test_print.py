@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -17,9 +18,12 @@ import pytest
 from pylibdmtx import pylibdmtx
 from sqlalchemy import select
 
+from postroom.channels.base import Handoff
 from postroom.channels.preflight import PreflightFailed, preflight
 from postroom.channels.printing.batch import build_batch
+from postroom.channels.printing.channel import PrintChannel
 from postroom.channels.printing.inserter import MM, InserterMark, parse_mark, stamp
+from postroom.channels.printing.letter_shop import HotFolder
 from postroom.core.db import database
 from postroom.core.models import Delivery, Document, PrintBatch
 from postroom.core.print_batches import QueuedPiece, batch_pieces, cut_batch, queue_piece, sort_key
@@ -193,3 +197,37 @@ def test_no_batch_without_waiting_pieces(hub_env: dict[str, str]) -> None:
     with db.session() as session:
         assert cut_batch(session, f"empty-{uuid.uuid4().hex[:6]}", 10) is None
         assert session.scalar(select(PrintBatch).where(PrintBatch.group_key == "never")) is None
+
+
+@pytest.mark.parametrize(("duplex", "pages"), [(True, 199), (False, 100)])
+def test_a_piece_longer_than_the_inserter_code_counts_is_refused(
+    hub_env: dict[str, str], tmp_path: Path, duplex: bool, pages: int
+) -> None:
+    """The code counts sheets with two digits: 99 sheets is the most one piece may have."""
+    body = example("invoice")
+    request = document_type("invoice").parse(body)
+    one = render_example(body, "print")
+    with pikepdf.Pdf.open(io.BytesIO(one)) as pdf, pikepdf.Pdf.open(io.BytesIO(one)) as source:
+        while len(pdf.pages) < pages:
+            pdf.pages.append(source.pages[-1])
+        del pdf.pages[pages:]
+        buffer = io.BytesIO()
+        pdf.save(buffer)
+    long_pdf = buffer.getvalue()
+    channel = PrintChannel(database(hub_env["POSTROOM_DATABASE_URL"]), HotFolder(tmp_path), duplex=duplex)
+    handoff = Handoff(
+        delivery_id=uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        document_type="invoice",
+        title="Rechnung",
+        number=request.number,
+        issue_date=request.data.issue_date,
+        locale="de",
+        retention="voucher",
+        recipient=request.recipient,
+        seller=request.data.seller,
+        pdf=long_pdf,
+        sha256=hashlib.sha256(long_pdf).hexdigest(),
+    )
+    with pytest.raises(PreflightFailed, match=f"{pages} pages exceed the limit of {pages - 1}"):
+        asyncio.run(channel.send(handoff))

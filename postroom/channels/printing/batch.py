@@ -201,6 +201,7 @@ def _banner(
         "pieces": str(len(pieces)),
         "sheets": str(sum(sheets)),
         "pages": str(sum(piece.pages for _, piece in pieces)),
+        "duplex": "true" if layout.duplex else "false",
         "envelopes": ", ".join(f"{count} × {size}" for size, count in sorted(envelopes.items())) or "none",
         "file": f"{stem}.pdf",
         "ack": f"{stem}.ack.json",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from postroom.channels.base import Handoff, HandoffReceipt
-from postroom.channels.preflight import preflight
+from postroom.channels.preflight import PreflightLimits, preflight
+from postroom.channels.printing.inserter import MAX_SHEETS
 from postroom.channels.printing.letter_shop import LetterShop
 from postroom.core.db import Database
 from postroom.core.print_batches import DEFAULT_GROUP, QueuedPiece, queue_piece
@@ -18,14 +19,21 @@ class PrintChannel:
     name = "print"
     variant = "print"
 
-    def __init__(self, db: Database, letter_shop: LetterShop) -> None:
+    def __init__(self, db: Database, letter_shop: LetterShop, *, duplex: bool = True) -> None:
         self.db = db
         self.letter_shop = letter_shop
+        # More sheets than the inserter code can count do not go into one envelope anyway.
+        self.limits = PreflightLimits(max_pages=MAX_SHEETS * (2 if duplex else 1))
 
     async def send(self, handoff: Handoff) -> HandoffReceipt:
-        """Preflight (A4, fonts, window) and queue; a failed preflight is permanent."""
+        """Preflight (A4, fonts, window, at most 99 sheets) and queue; a failed preflight is permanent."""
         report = await asyncio.to_thread(
-            preflight, handoff.pdf, handoff.recipient, handoff.seller, locale=handoff.locale
+            preflight,
+            handoff.pdf,
+            handoff.recipient,
+            handoff.seller,
+            locale=handoff.locale,
+            limits=self.limits,
         )
         piece = QueuedPiece(
             delivery_id=handoff.delivery_id,

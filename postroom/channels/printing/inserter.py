@@ -27,6 +27,12 @@ _PIXELS_PER_MODULE = 5
 _MARGIN_PIXELS = 10
 
 
+MAX_SHEETS = 99
+"""Sheets a piece may have: the code gives sheet and sheet count two digits each."""
+MAX_PIECES = 999_999
+"""Pieces a batch may have: the code gives the piece number six digits."""
+
+
 @dataclass(frozen=True, slots=True)
 class InserterMark:
     """What the code on one sheet says."""
