@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -11,7 +13,13 @@ from email.policy import default
 import pytest
 from sqlalchemy import func, select
 
-from postroom.core.documents import fail_delivery, stalled_fallbacks, submit_document
+from postroom.core.documents import (
+    claim_for_sending,
+    fail_delivery,
+    record_handoff,
+    stalled_fallbacks,
+    submit_document,
+)
 from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece, RenderedVariant, utcnow
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.types.invoice import InvoiceRequest
@@ -129,3 +137,30 @@ def test_a_fallback_whose_message_was_lost_is_found_again(rt: Runtime) -> None:
     delivery.deliver(rt, replacement_id)  # sent again: queued for print, no longer stalled
     with rt.db.session() as session:
         assert replacement_id not in stalled_fallbacks(session, utcnow() - timedelta(minutes=5))
+
+
+def test_deliveries_of_one_document_confirmed_at_once_neither_deadlock_nor_miss(rt: Runtime) -> None:
+    """Two workers confirming the two deliveries of a document at the same moment, many times:
+    every document ends delivered and no transaction is chosen as a deadlock victim."""
+    documents = {}
+    for _ in range(20):
+        document_id = queued_document(rt, ["email", "archive"])
+        deliveries = rendering.render_document(rt, document_id)
+        with rt.db.session() as session:
+            for delivery_id in deliveries:
+                claim_for_sending(session, delivery_id, timedelta(minutes=5))
+        documents[document_id] = deliveries
+    barrier = threading.Barrier(2)
+
+    def confirm(delivery_id: uuid.UUID) -> None:
+        barrier.wait()
+        with rt.db.session() as session:
+            record_handoff(session, delivery_id, f"ref-{delivery_id}", confirmed=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for deliveries in documents.values():
+            for future in [pool.submit(confirm, delivery_id) for delivery_id in deliveries]:
+                future.result()
+    with rt.db.session() as session:
+        statuses = {session.get_one(Document, document_id).status for document_id in documents}
+    assert statuses == {DocumentStatus.DELIVERED}

@@ -163,6 +163,20 @@ def locked(session: Session, model: type[Row], row_id: uuid.UUID) -> Row | None:
     return session.get(model, row_id, with_for_update=True, populate_existing=True)
 
 
+def locked_delivery(session: Session, delivery_id: uuid.UUID) -> Delivery | None:
+    """Lock a delivery's document, then the delivery: the one lock order of every writer.
+
+    Settling a document locks the document after its delivery changed; PostgreSQL's foreign-key
+    check on a row updated twice in one transaction share-locks the document meanwhile, so two
+    deliveries of one document confirmed at once, each locking the delivery first, deadlock.
+    """
+    document_id = session.scalar(select(Delivery.document_id).where(Delivery.id == delivery_id))
+    if document_id is None:
+        return None
+    locked(session, Document, document_id)
+    return locked(session, Delivery, delivery_id)
+
+
 def move_document(document: Document, target: DocumentStatus) -> None:
     """Advance a document's status, refusing backward moves."""
     check_document_transition(document.status, target)
@@ -285,7 +299,7 @@ def claim_for_sending(session: Session, delivery_id: uuid.UUID, lease: timedelta
     out belonged to a worker that failed or died and is attempted again; one whose
     lease still runs is being sent right now, which raises :class:`DeliveryBusy`.
     """
-    delivery = locked(session, Delivery, delivery_id)
+    delivery = locked_delivery(session, delivery_id)
     if delivery is None or delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
         return None
     now = utcnow()
@@ -310,7 +324,7 @@ def record_handoff(
 
     ``event`` names the hand-off in the history (``queued_for_print``, ``submitted``, …).
     """
-    delivery = locked(session, Delivery, delivery_id)
+    delivery = locked_delivery(session, delivery_id)
     assert delivery is not None
     delivery.lease_expires_at = None
     if delivery.status is DeliveryStatus.SENDING:
@@ -330,7 +344,7 @@ def confirm_delivery(
 
     Repeating it changes nothing; a delivery that is not ``sent`` is returned unchanged.
     """
-    delivery = locked(session, Delivery, delivery_id)
+    delivery = locked_delivery(session, delivery_id)
     if delivery is None:
         return None
     if delivery.status is DeliveryStatus.SENT:
@@ -341,7 +355,7 @@ def confirm_delivery(
 
 def note_delivery_error(session: Session, delivery_id: uuid.UUID, code: str, detail: str) -> None:
     """Keep the last transient error on the delivery and release its lease for the retry."""
-    delivery = locked(session, Delivery, delivery_id)
+    delivery = locked_delivery(session, delivery_id)
     if delivery is not None and delivery.status not in FINAL_DELIVERY_STATES:
         delivery.error_code, delivery.error_detail = code, detail
         delivery.lease_expires_at = None
@@ -371,7 +385,7 @@ def fail_delivery(
     it replaces the failed one and is returned (to be sent); otherwise the document
     fails with the delivery and ``None`` is returned.
     """
-    delivery = locked(session, Delivery, delivery_id)
+    delivery = locked_delivery(session, delivery_id)
     if delivery is None or delivery.status in FINAL_DELIVERY_STATES:
         return None
     delivery.error_code, delivery.error_detail = code, detail
@@ -454,9 +468,13 @@ def settle_document(session: Session, document_id: uuid.UUID) -> None:
     document = locked(session, Document, document_id)
     if document is None or document.status is not DocumentStatus.DELIVERING:
         return
-    session.refresh(document, attribute_names=["deliveries"])
-    replaced = {d.replaces_id for d in document.deliveries if d.replaces_id is not None}
-    standing = [d for d in document.deliveries if d.id not in replaced]
+    # populate_existing: deliveries this session loaded before the lock may be stale (another
+    # worker confirmed them since); refreshing the collection alone would keep their old state.
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.document_id == document_id).execution_options(populate_existing=True)
+    ).all()
+    replaced = {d.replaces_id for d in deliveries if d.replaces_id is not None}
+    standing = [d for d in deliveries if d.id not in replaced]
     if standing and all(d.status is DeliveryStatus.CONFIRMED for d in standing):
         move_document(document, DocumentStatus.DELIVERED)
 
