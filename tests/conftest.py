@@ -21,6 +21,7 @@ from tests.services import S3_CREDENTIALS, S3Server
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WRITER_KEY = "test-writer-secret"
 ADMIN_KEY = "test-admin-secret"
+BULK_KEY = "test-bulk-key"
 READER_KEY = "test-reader-secret"
 ARCHIVE_BUCKET = "postroom-archive"
 REFUSED_ADDRESS = "unknown.mailbox@example.org"
@@ -85,6 +86,7 @@ def hub_env(
                 {"id": "writer", "secret": WRITER_KEY, "scopes": ["documents:write", "documents:read"]},
                 {"id": "reader", "secret": READER_KEY, "scopes": ["documents:read"]},
                 {"id": "admin", "secret": ADMIN_KEY, "scopes": ["admin"]},
+                {"id": "bulk", "secret": BULK_KEY, "scopes": ["batches:write", "documents:read"]},
             ]
         ),
         "POSTROOM_JOB_MAX_RETRIES": "2",

@@ -32,7 +32,15 @@ from postroom.embedded.postgres import PostgresProcess
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.embedded.topology import Topology
 from postroom.webhooks import verify
-from tests.conftest import ARCHIVE_BUCKET, READER_KEY, REFUSED_ADDRESS, WEBHOOK_SECRET, WRITER_KEY, example
+from tests.conftest import (
+    ARCHIVE_BUCKET,
+    BULK_KEY,
+    READER_KEY,
+    REFUSED_ADDRESS,
+    WEBHOOK_SECRET,
+    WRITER_KEY,
+    example,
+)
 from tests.services import S3Server
 
 pytestmark = pytest.mark.e2e
@@ -454,6 +462,66 @@ def redis_value(client: Any, key: bytes) -> bytes:
     else:
         members = [client.dump(key) or b""]
     return b"\n".join(members)
+
+
+def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
+    api: httpx.Client, smtp_sink: SmtpSink, letter_shop: LetterShopSimulator
+) -> None:
+    """NDJSON streamed in: every good line becomes a delivered document, every bad one is
+    reported by its line number and field, never by its content."""
+    run = uuid.uuid4().hex[:8]
+    lines = []
+    for index in range(1, 25):
+        body = copy.deepcopy(example("invoice"))
+        body["data"]["number"] = f"RE-BULK-{run}-{index:03d}"
+        lines.append(json.dumps(body))
+    broken = copy.deepcopy(example("invoice"))
+    broken["data"]["lines"][0]["unit_price"] = "12,50"  # a comma: not a decimal string
+    lines[6] = json.dumps(broken)
+    lines[11] = '{"type": "invoice", "recipient": '  # cut off
+    lines[17] = json.dumps({**example("invoice"), "channels": ["fax"]})
+    lines.insert(20, "")  # a blank line is skipped, not rejected
+    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+
+    def upload() -> Iterator[bytes]:  # streamed in pieces that split lines
+        data = ("\n".join(lines) + "\n").encode()
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+
+    response = api.post("/v1/batches", content=upload(), headers=headers)
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    assert (batch["lines"], batch["accepted"], batch["rejected"]) == (25, 21, 3)
+    assert [item["line"] for item in batch["rejected_lines"]] == [7, 12, 18]
+    assert batch["rejected_lines"][0]["errors"][0]["field"] == "data.lines[0].unit_price"
+    assert batch["rejected_lines"][2]["errors"][0]["field"] == "channels[0]"
+    assert "12,50" not in response.text
+
+    deadline = time.monotonic() + 120
+    while batch["status"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        batch = api.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    assert batch["status"] == "finished", batch
+    assert batch["documents"]["delivered"] == 21
+    assert batch["documents_per_second"] > 0
+    mailed = [
+        message_from_bytes(path.read_bytes(), policy=default)["Subject"] for path in smtp_sink.messages()
+    ]
+    assert sum(f"RE-BULK-{run}-" in (subject or "") for subject in mailed) == 21
+
+
+def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
+    good = json.dumps(example("invoice"))
+    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    response = api.post(
+        "/v1/batches?mode=all-or-nothing", content=f"{good}\n[1, 2]\n{good}\n", headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"field": "line 2: body", "message": "not a JSON object", "type": "json"}
+    ]
+    wrong_type = api.post("/v1/batches", content=good, headers={**headers, "Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
 
 
 def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:

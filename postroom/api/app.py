@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from postroom import __version__
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
-from postroom.api.routes import catalogue, documents, health, templates, webhooks
+from postroom.api.routes import batches, catalogue, documents, health, templates, webhooks
 from postroom.runtime import Runtime, runtime
 
 DESCRIPTION = """\
@@ -29,6 +29,9 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     def enqueue_render(document_id: uuid.UUID) -> None:
         actors.render_document.send(str(document_id))
 
+    def expand_batch(batch_id: uuid.UUID) -> None:
+        actors.expand_batch.send(str(batch_id))
+
     def ping_broker() -> None:
         client = getattr(actors.broker, "client", None)
         if client is None:
@@ -37,9 +40,10 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
     app.state.enqueue_render = enqueue_render
     app.state.ping_broker = ping_broker
+    app.state.expand_batch = expand_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, catalogue, templates, webhooks, health):
+    for module in (documents, batches, catalogue, templates, webhooks, health):
         app.include_router(module.router)
     install_openapi(app)
     return app

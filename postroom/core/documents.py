@@ -100,18 +100,10 @@ def request_fingerprint(request: DocumentRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_document(
-    session: Session, request: DocumentRequest, *, api_key_id: str, idempotency_key: str | None
-) -> Submission:
-    """Record a new document in ``queued``, or return the one this idempotency key created.
-
-    Raises :class:`IdempotencyConflict` when the key was used for a different body.
-    """
-    fingerprint = request_fingerprint(request)
-    if idempotency_key is not None:
-        existing = _by_idempotency_key(session, api_key_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, fingerprint)
+def new_document(
+    request: DocumentRequest, *, api_key_id: str, idempotency_key: str | None = None
+) -> Document:
+    """The ``queued`` row of a validated request (not yet added to a session)."""
     document = Document(
         id=uuid.uuid4(),
         type=request.type,
@@ -128,12 +120,28 @@ def submit_document(
         callback_url=str(request.callback_url) if request.callback_url else None,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
-        request_sha256=fingerprint,
+        request_sha256=request_fingerprint(request),
         customer_ref=request.recipient.customer_number,
     )
     total = document_type(request.type).total(request)
     if total is not None:
         document.amount, document.currency = total
+    return document
+
+
+def submit_document(
+    session: Session, request: DocumentRequest, *, api_key_id: str, idempotency_key: str | None
+) -> Submission:
+    """Record a new document in ``queued``, or return the one this idempotency key created.
+
+    Raises :class:`IdempotencyConflict` when the key was used for a different body.
+    """
+    fingerprint = request_fingerprint(request)
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(session, api_key_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+    document = new_document(request, api_key_id=api_key_id, idempotency_key=idempotency_key)
     try:
         with session.begin_nested():
             session.add(document)

@@ -77,6 +77,7 @@ class Document(Base):
         UniqueConstraint("api_key_id", "idempotency_key", name="uq_documents_idempotency"),
         Index("ix_documents_status", "status"),
         Index("ix_documents_type_number", "type", "number"),
+        Index("ix_documents_batch", "batch_id", "batch_line"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -107,6 +108,8 @@ class Document(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     customer_ref: Mapped[str | None] = mapped_column(String(40))
     purged_at: Mapped[datetime | None]
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", name="fk_documents_batch_id"))
+    batch_line: Mapped[int | None]
 
     variants: Mapped[list[RenderedVariant]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="RenderedVariant.variant"
@@ -270,3 +273,40 @@ class TemplateUpload(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     uploaded_by: Mapped[str] = mapped_column(String(64))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    """A bulk run: one upload of many document requests, each line a document or a rejection."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="receiving")
+    all_or_nothing: Mapped[bool] = mapped_column(default=False)
+    source_format: Mapped[str] = mapped_column(String(8))
+    lines: Mapped[int] = mapped_column(default=0)
+    accepted: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    rejections: Mapped[list[BatchRejection]] = relationship(
+        back_populates="batch", cascade="all, delete-orphan", order_by="BatchRejection.line"
+    )
+
+
+class BatchRejection(Base):
+    """A line of a bulk run that was not accepted: where and why (never the line's content)."""
+
+    __tablename__ = "batch_rejections"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(primary_key=True)
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+    batch: Mapped[Batch] = relationship(back_populates="rejections")

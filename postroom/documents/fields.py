@@ -27,11 +27,12 @@ def _decimal_string(pattern: str, example: str) -> Any:
                 f'must be a decimal string such as "{example}", not a JSON {type(value).__name__}'
             )
         if not compiled.fullmatch(value):
-            raise ValueError(f'"{value}" is not a decimal string such as "{example}"')
+            # The value itself is not quoted: error messages never echo request content.
+            raise ValueError(f'is not a decimal string such as "{example}"')
         try:
             return Decimal(value)
         except InvalidOperation as error:  # pragma: no cover - the pattern excludes this
-            raise ValueError(f'"{value}" is not a decimal number') from error
+            raise ValueError("is not a decimal number") from error
 
     return BeforeValidator(parse)
 

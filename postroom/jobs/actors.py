@@ -14,18 +14,22 @@ import dramatiq
 from dramatiq.actor import ActorDecorator
 
 from postroom.channels.base import DeliveryDeferred
+from postroom.core import batches
 from postroom.core.documents import callback_due, fail_delivery, fail_document, stalled_fallbacks
-from postroom.core.models import Delivery, Document, utcnow
+from postroom.core.models import Batch, Delivery, Document, utcnow
 from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
-from postroom.errors import PermanentError, safe_detail
-from postroom.jobs import callbacks, delivery, eletter, printing, purge, rendering
+from postroom.errors import PermanentError, TransientError, safe_detail
+from postroom.jobs import bulk, callbacks, delivery, eletter, printing, purge, rendering
 from postroom.jobs.broker import (
+    BULK_DELIVERIES_QUEUE,
+    BULK_QUEUE,
     CALLBACKS_QUEUE,
     DELIVERIES_QUEUE,
     DOCUMENTS_QUEUE,
     MAINTENANCE_QUEUE,
     install_broker,
+    send_on,
 )
 from postroom.log import get_logger
 from postroom.runtime import runtime
@@ -151,10 +155,50 @@ def notify_callback(document_id: str) -> None:
 
 
 @job(DOCUMENTS_QUEUE, settings.render_timeout_seconds, _render_given_up)
-def render_document(document_id: str) -> None:
-    """Render a document, then enqueue one ``deliver`` message per channel."""
+def render_document(document_id: str, bulk: bool = False) -> None:
+    """Render a document, then enqueue one ``deliver`` message per channel (on the bulk
+    deliveries queue for a document of a bulk run)."""
     for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):
-        deliver.send(str(delivery_id))
+        if bulk:
+            send_on(broker, BULK_DELIVERIES_QUEUE, deliver, str(delivery_id))
+        else:
+            deliver.send(str(delivery_id))
+
+
+class BatchStillReceiving(TransientError):
+    """The batch's upload is not closed yet; expanding it is retried shortly."""
+
+    code = "batch_receiving"
+
+
+FAN_OUT_CHUNK = 500
+"""Documents one expansion step enqueues; the next step queues up behind them."""
+
+
+@job(BULK_QUEUE, 300, _maintenance_given_up)
+def expand_batch(batch_id: str, after_line: int = 0) -> None:
+    """Enqueue the rendering of the next chunk of a bulk run's queued documents, then the next
+    step behind them: the bulk queue holds about one chunk at a time, never the whole run.
+    Repeating a step sends a chunk twice, which rendering ignores."""
+    with runtime().db.session() as session:
+        batch = session.get(Batch, uuid.UUID(batch_id))
+        if batch is None or batch.status not in (batches.RECEIVING, batches.RUNNING):
+            return
+        if batch.status == batches.RECEIVING:  # the API closes it right after sending this
+            raise BatchStillReceiving(f"batch {batch_id} is still receiving lines")
+        chunk = batches.queued_documents(session, uuid.UUID(batch_id), after_line, FAN_OUT_CHUNK)
+    for _, document_id in chunk:
+        send_on(broker, BULK_QUEUE, render_document, str(document_id), True)
+    if len(chunk) == FAN_OUT_CHUNK:
+        expand_batch.send(batch_id, chunk[-1][0])
+
+
+@job(MAINTENANCE_QUEUE, 120, _maintenance_given_up)
+def settle_batches() -> None:
+    """Finish every running bulk run whose documents are all final."""
+    finished = bulk.settle_running(runtime())
+    for batch_id in finished:
+        log.info("batch finished", batch_id=str(batch_id))
 
 
 @job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -16,7 +18,18 @@ DOCUMENTS_QUEUE = "documents"
 DELIVERIES_QUEUE = "deliveries"
 CALLBACKS_QUEUE = "callbacks"
 MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (DOCUMENTS_QUEUE, DELIVERIES_QUEUE, CALLBACKS_QUEUE, MAINTENANCE_QUEUE)
+BULK_QUEUE = "bulk"
+"""Expansion of bulk runs and the rendering of their documents."""
+BULK_DELIVERIES_QUEUE = "bulk-deliveries"
+"""Deliveries of bulk runs, apart from single documents' so those are never stuck behind a run."""
+QUEUES = (
+    DOCUMENTS_QUEUE,
+    DELIVERIES_QUEUE,
+    CALLBACKS_QUEUE,
+    MAINTENANCE_QUEUE,
+    BULK_QUEUE,
+    BULK_DELIVERIES_QUEUE,
+)
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -38,7 +51,14 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(GiveUp(), before=Retries)
+    for queue_name in QUEUES:  # messages are routed to the bulk queues by name, not by actor
+        broker.declare_queue(queue_name)
     return broker
+
+
+def send_on(broker: dramatiq.Broker, queue_name: str, actor: dramatiq.Actor[Any, Any], *args: object) -> None:
+    """Send a message for ``actor`` on ``queue_name`` instead of the actor's own queue."""
+    broker.enqueue(actor.message(*args).copy(queue_name=queue_name))
 
 
 def install_broker(settings: Settings) -> dramatiq.Broker:

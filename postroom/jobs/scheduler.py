@@ -19,6 +19,9 @@ from postroom.settings import Settings
 
 log = get_logger(__name__)
 
+BATCH_SETTLE_SECONDS = 5.0
+"""How often running bulk runs are looked at for their end."""
+
 
 @dataclass
 class Periodic:
@@ -65,6 +68,7 @@ def schedule(settings: Settings) -> list[Periodic]:
             every=settings.print_ack_poll_seconds,
         ),
         Periodic("purge sweep", actors.sweep_purges.send, every=settings.purge_sweep_seconds),
+        Periodic("bulk runs finished", actors.settle_batches.send, every=BATCH_SETTLE_SECONDS),
         Periodic(
             "stalled fallbacks",
             actors.resend_stalled_fallbacks.send,

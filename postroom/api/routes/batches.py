@@ -1,0 +1,239 @@
+"""``/v1/batches``: bulk runs uploaded as NDJSON, one document request per line, streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from postroom.api.auth import require
+from postroom.api.problems import FieldError, ProblemError
+from postroom.api.routes.documents import parse_document_request
+from postroom.core.batches import (
+    REJECTED,
+    AcceptedLine,
+    RejectedLine,
+    abort_batch,
+    add_lines,
+    cancel_batch,
+    close_batch,
+    document_counts,
+    open_batch,
+)
+from postroom.core.models import Batch, BatchRejection, utcnow
+from postroom.log import get_logger
+from postroom.runtime import Runtime
+from postroom.settings import ApiKey
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+log = get_logger(__name__)
+
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+CHUNK_LINES = 500
+"""Lines validated and stored per transaction while the upload streams in."""
+MAX_LINE_BYTES = 1024 * 1024
+REJECTIONS_SHOWN = 1000
+
+
+class BatchView(BaseModel):
+    """A bulk run: its lines, its documents by status, its progress."""
+
+    id: uuid.UUID
+    status: str
+    lines: int
+    accepted: int
+    rejected: int
+    documents: dict[str, int]
+    rejected_lines: list[dict[str, Any]]
+    created_at: datetime
+    received_at: datetime | None
+    finished_at: datetime | None
+    documents_per_second: float | None
+    eta_seconds: float | None
+
+
+async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes]]:
+    """The body's lines with their numbers (from 1), read chunk by chunk, never the whole body."""
+    pending, number = b"", 0
+    async for chunk in request.stream():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        if len(pending) > MAX_LINE_BYTES:
+            raise ProblemError(413, "Line too long", f"line {number + len(complete) + 1} exceeds 1 MiB")
+        for line in complete:
+            number += 1
+            yield number, line
+    if pending:
+        yield number + 1, pending
+
+
+def _validate(number: int, raw: bytes, rt: Runtime) -> AcceptedLine | RejectedLine | None:
+    """One line checked as ``POST /v1/documents`` checks a body; ``None`` for a blank line."""
+    if not raw.strip():
+        return None
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return RejectedLine(number, [{"field": "body", "message": "not a JSON object", "type": "json"}])
+    if not isinstance(body, dict):
+        return RejectedLine(number, [{"field": "body", "message": "not a JSON object", "type": "json"}])
+    try:
+        return AcceptedLine(number, parse_document_request(body, rt))
+    except ProblemError as problem:
+        errors = problem.problem.errors or [FieldError(field="body", message="invalid", type="invalid")]
+        return RejectedLine(number, [error.model_dump() for error in errors])
+
+
+def _store(rt: Runtime, batch_id: uuid.UUID, lines: list[tuple[int, bytes]]) -> None:
+    checked = [result for number, raw in lines if (result := _validate(number, raw, rt)) is not None]
+    with rt.db.session() as session:
+        add_lines(
+            session,
+            batch_id,
+            [item for item in checked if isinstance(item, AcceptedLine)],
+            [item for item in checked if isinstance(item, RejectedLine)],
+        )
+
+
+@router.post("", status_code=202, response_model=BatchView)
+async def create_batch(
+    request: Request,
+    response: Response,
+    key: Annotated[ApiKey, Depends(require("batches:write"))],
+    mode: Annotated[Literal["partial", "all-or-nothing"], Query()] = "partial",
+) -> BatchView:
+    """Accept a bulk run: NDJSON, one ``POST /v1/documents`` body per line, streamed.
+
+    Each line is validated on its own; rejected lines are reported with their number and the
+    invalid fields while the valid ones proceed (``mode=all-or-nothing``: nothing proceeds
+    when a line is rejected, and the answer is 422).
+    """
+    rt: Runtime = request.app.state.runtime
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in NDJSON_TYPES:
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"send the run as {NDJSON_TYPES[0]} (one JSON document request per line)",
+            slug="unsupported-media-type",
+        )
+    with rt.db.session() as session:
+        batch_id = open_batch(
+            session,
+            api_key_id=key.id,
+            source_format="ndjson",
+            all_or_nothing=mode == "all-or-nothing",
+            callback_url=None,
+        )
+    try:
+        chunk: list[tuple[int, bytes]] = []
+        async for number, raw in _lines(request):
+            chunk.append((number, raw))
+            if len(chunk) == CHUNK_LINES:
+                await asyncio.to_thread(_store, rt, batch_id, chunk)
+                chunk = []
+        await asyncio.to_thread(_store, rt, batch_id, chunk)
+    except BaseException:
+        # A broken upload leaves nothing half-written: the batch keeps no document.
+        with rt.db.session() as session:
+            abort_batch(session, batch_id)
+        raise
+    try:
+        # Before closing: if the queue is unreachable the batch is still open and can be aborted.
+        # Expanding a batch that closing then rejects finds no document to send.
+        request.app.state.expand_batch(batch_id)
+    except Exception as error:
+        with rt.db.session() as session:
+            abort_batch(session, batch_id)
+        log.error("enqueue failed", batch_id=str(batch_id), error=type(error).__name__)
+        raise ProblemError(
+            503,
+            "Queue unavailable",
+            "the batch was not accepted; retry later",
+            slug="queue-unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
+    with rt.db.session() as session:
+        status = close_batch(session, batch_id).status
+    log.info("batch accepted", batch_id=str(batch_id), status=status, api_key=key.id)
+    view = _view(rt, batch_id)
+    if status == REJECTED and view.rejected:
+        raise ProblemError(
+            422,
+            "Batch rejected",
+            f"{view.rejected} line(s) rejected; nothing was queued",
+            slug="batch-rejected",
+            errors=[
+                FieldError(
+                    field=f"line {item['line']}: {error['field']}",
+                    message=error["message"],
+                    type=error["type"],
+                )
+                for item in view.rejected_lines
+                for error in item["errors"]
+            ],
+        )
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return view
+
+
+def _view(rt: Runtime, batch_id: uuid.UUID) -> BatchView:
+    with rt.db.session() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            raise ProblemError(404, "Not found", f"no batch {batch_id}", slug="not-found")
+        counts = document_counts(session, batch_id)
+        rejections = session.scalars(
+            select(BatchRejection)
+            .where(BatchRejection.batch_id == batch_id)
+            .order_by(BatchRejection.line)
+            .limit(REJECTIONS_SHOWN)
+        )
+        shown = [{"line": r.line, "errors": r.errors} for r in rejections]
+        final = counts["delivered"] + counts["failed"]
+        rate = eta = None
+        if batch.received_at is not None and final:
+            elapsed = ((batch.finished_at or utcnow()) - batch.received_at).total_seconds()
+            rate = final / elapsed if elapsed > 0 else None
+            eta = (batch.accepted - final) / rate if rate else None
+        return BatchView(
+            id=batch.id,
+            status=batch.status,
+            lines=batch.lines,
+            accepted=batch.accepted,
+            rejected=batch.rejected,
+            documents=counts,
+            rejected_lines=shown,
+            created_at=batch.created_at,
+            received_at=batch.received_at,
+            finished_at=batch.finished_at,
+            documents_per_second=rate,
+            eta_seconds=eta,
+        )
+
+
+@router.get("/{batch_id}", response_model=BatchView)
+def get_batch(
+    request: Request, batch_id: uuid.UUID, _: Annotated[ApiKey, Depends(require("batches:write"))]
+) -> BatchView:
+    """Counts per state, rejected lines (the first 1,000) with reasons, throughput and ETA."""
+    return _view(request.app.state.runtime, batch_id)
+
+
+@router.post("/{batch_id}/cancel", response_model=BatchView)
+def cancel(
+    request: Request, batch_id: uuid.UUID, _: Annotated[ApiKey, Depends(require("batches:write"))]
+) -> BatchView:
+    """Stop a run: documents not yet rendering fail as ``cancelled``; those under way finish."""
+    rt: Runtime = request.app.state.runtime
+    with rt.db.session() as session:
+        cancelled = cancel_batch(session, batch_id)
+    log.info("batch cancelled", batch_id=str(batch_id), documents=cancelled)
+    return _view(rt, batch_id)

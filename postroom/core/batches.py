@@ -1,0 +1,165 @@
+"""State of bulk runs: a batch is opened, receives its lines (each a queued document or a
+rejection naming the line and the fields), is closed, then its documents are rendered and
+delivered like single ones.
+
+Batch statuses: ``receiving`` while the upload streams in, ``running`` once closed with at
+least one document, ``finished`` when every document is final, ``rejected`` when it holds no
+document (all-or-nothing with a bad line, or no valid line at all), ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from postroom.core.documents import locked, new_document
+from postroom.core.models import Batch, BatchRejection, Document, utcnow
+from postroom.core.states import FINAL_DOCUMENT_STATES, DocumentStatus
+from postroom.documents.request import DocumentRequest
+
+RECEIVING, RUNNING, FINISHED, REJECTED, CANCELLED = (
+    "receiving",
+    "running",
+    "finished",
+    "rejected",
+    "cancelled",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedLine:
+    """A line that passed validation."""
+
+    line: int
+    request: DocumentRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """A line that did not: each error as ``{"field", "message", "type"}``, never the input."""
+
+    line: int
+    errors: list[dict[str, str]]
+
+
+def open_batch(
+    session: Session, *, api_key_id: str, source_format: str, all_or_nothing: bool, callback_url: str | None
+) -> uuid.UUID:
+    """A new batch in ``receiving``."""
+    batch = Batch(
+        id=uuid.uuid4(),
+        api_key_id=api_key_id,
+        status=RECEIVING,
+        all_or_nothing=all_or_nothing,
+        source_format=source_format,
+        callback_url=callback_url,
+    )
+    session.add(batch)
+    return batch.id
+
+
+def add_lines(
+    session: Session, batch_id: uuid.UUID, accepted: Sequence[AcceptedLine], rejected: Sequence[RejectedLine]
+) -> None:
+    """Record one chunk of lines: a ``queued`` document per accepted line (not yet enqueued: the
+    batch's expansion sends them once it is closed), a rejection per rejected one."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status != RECEIVING:
+        raise ValueError(f"batch {batch_id} is not receiving lines")
+    for item in accepted:
+        document = new_document(item.request, api_key_id=batch.api_key_id)
+        document.batch_id, document.batch_line = batch_id, item.line
+        session.add(document)
+    session.add_all(
+        BatchRejection(batch_id=batch_id, line=item.line, errors=item.errors) for item in rejected
+    )
+    batch.accepted += len(accepted)
+    batch.rejected += len(rejected)
+    batch.lines = max([batch.lines, *(i.line for i in accepted), *(i.line for i in rejected)])
+
+
+def close_batch(session: Session, batch_id: uuid.UUID) -> Batch:
+    """The upload is complete: ``running``, or ``rejected`` (its documents removed) when it is
+    all-or-nothing with a rejected line or holds no document."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status != RECEIVING:
+        raise ValueError(f"batch {batch_id} is not receiving lines")
+    batch.received_at = utcnow()
+    if batch.accepted == 0 or (batch.all_or_nothing and batch.rejected):
+        session.execute(delete(Document).where(Document.batch_id == batch_id))
+        batch.status, batch.finished_at = REJECTED, utcnow()
+    else:
+        batch.status = RUNNING
+    return batch
+
+
+def abort_batch(session: Session, batch_id: uuid.UUID) -> None:
+    """An upload that broke off: the batch keeps no document and is ``rejected``."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status != RECEIVING:
+        return
+    session.execute(delete(Document).where(Document.batch_id == batch_id))
+    batch.accepted = 0
+    batch.status, batch.received_at, batch.finished_at = REJECTED, utcnow(), utcnow()
+
+
+def queued_documents(
+    session: Session, batch_id: uuid.UUID, after_line: int, limit: int
+) -> list[tuple[int, uuid.UUID]]:
+    """``(line, document id)`` of the batch's still-queued documents after ``after_line``, in line order."""
+    query = (
+        select(Document.batch_line, Document.id)
+        .where(
+            Document.batch_id == batch_id,
+            Document.batch_line > after_line,
+            Document.status == DocumentStatus.QUEUED,
+        )
+        .order_by(Document.batch_line)
+        .limit(limit)
+    )
+    return [(line or 0, document_id) for line, document_id in session.execute(query)]
+
+
+def document_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
+    """The batch's documents by status (every status present, zero or not)."""
+    query = (
+        select(Document.status, func.count()).where(Document.batch_id == batch_id).group_by(Document.status)
+    )
+    counts = {status.value: 0 for status in DocumentStatus}
+    counts.update({status.value: count for status, count in session.execute(query)})
+    return counts
+
+
+def settle_batch(session: Session, batch_id: uuid.UUID) -> bool:
+    """Finish a running batch whose documents are all final; ``True`` if this call finished it."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status != RUNNING:
+        return False
+    counts = document_counts(session, batch_id)
+    if any(counts[status.value] for status in DocumentStatus if status not in FINAL_DOCUMENT_STATES):
+        return False
+    batch.status, batch.finished_at = FINISHED, utcnow()
+    return True
+
+
+def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
+    """Cancel a batch: its documents not yet rendering fail as ``cancelled``; the count."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status not in (RECEIVING, RUNNING):
+        return 0
+    result = session.execute(
+        update(Document)
+        .where(Document.batch_id == batch_id, Document.status == DocumentStatus.QUEUED)
+        .values(
+            status=DocumentStatus.FAILED,
+            error_code="cancelled",
+            error_detail="the batch was cancelled",
+            updated_at=utcnow(),
+        )
+    )
+    batch.status, batch.finished_at = CANCELLED, utcnow()
+    return int(getattr(result, "rowcount", 0) or 0)
