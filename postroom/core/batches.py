@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core.documents import locked, new_document
-from postroom.core.models import Batch, BatchRejection, Document, utcnow
-from postroom.core.states import FINAL_DOCUMENT_STATES, DocumentStatus
+from postroom.core.models import Batch, BatchRejection, Delivery, Document, PrintPiece, utcnow
+from postroom.core.states import FINAL_DOCUMENT_STATES, DeliveryStatus, DocumentStatus
 from postroom.documents.request import DocumentRequest
 
 RECEIVING, RUNNING, FINISHED, REJECTED, CANCELLED = (
@@ -28,6 +28,11 @@ RECEIVING, RUNNING, FINISHED, REJECTED, CANCELLED = (
     "rejected",
     "cancelled",
 )
+
+
+def batch_print_group(batch_id: uuid.UUID) -> str:
+    """The print group of a bulk run: its letters go to the letter shop as batches of their own."""
+    return f"batch-{batch_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,32 @@ def document_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
     counts = {status.value: 0 for status in DocumentStatus}
     counts.update({status.value: count for status, count in session.execute(query)})
     return counts
+
+
+def print_cut_due(session: Session, batch_id: uuid.UUID) -> bool:
+    """Whether every print delivery of the run is in its print queue (none still to render or
+    send) while some wait for a batch: then the run's print batch can be cut."""
+    unfinished = (
+        select(Delivery.id)
+        .join(Document, Document.id == Delivery.document_id)
+        .where(
+            Document.batch_id == batch_id,
+            Delivery.channel == "print",
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+        )
+    )
+    unrendered = select(Document.id).where(
+        Document.batch_id == batch_id,
+        Document.status.in_((DocumentStatus.QUEUED, DocumentStatus.RENDERING, DocumentStatus.RENDERED)),
+    )
+    waiting = select(PrintPiece.delivery_id).where(
+        PrintPiece.group_key == batch_print_group(batch_id), PrintPiece.batch_id.is_(None)
+    )
+    return bool(
+        session.scalar(select(exists(waiting)))
+        and not session.scalar(select(exists(unfinished)))
+        and not session.scalar(select(exists(unrendered)))
+    )
 
 
 def settle_batch(session: Session, batch_id: uuid.UUID) -> bool:

@@ -195,9 +195,12 @@ def expand_batch(batch_id: str, after_line: int = 0) -> None:
 
 @job(MAINTENANCE_QUEUE, 120, _maintenance_given_up)
 def settle_batches() -> None:
-    """Finish every running bulk run whose documents are all final."""
-    finished = bulk.settle_running(runtime())
-    for batch_id in finished:
+    """Cut the print batch of every run whose letters are all queued; finish every run whose
+    documents are all final."""
+    outcome = bulk.settle_running(runtime())
+    for group in outcome.print_groups:
+        cut_print_batches.send(group)
+    for batch_id in outcome.finished:
         log.info("batch finished", batch_id=str(batch_id))
 
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 from postroom.channels.base import Handoff
+from postroom.core.batches import batch_print_group
 from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
 from postroom.core.states import FINAL_DOCUMENT_STATES
 from postroom.documents.catalogue import document_type
@@ -41,6 +42,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
         request = stored_request(document)
         doc_type = document_type(document.type)
         channel_name, document_id, variant_name = delivery.channel, document.id, delivery.variant
+        print_group = batch_print_group(document.batch_id) if document.batch_id is not None else None
         expected_sha256 = variant.sha256 if variant is not None else None
 
     try:
@@ -65,6 +67,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
             seller=request.data.seller,
             pdf=pdf,
             sha256=expected_sha256,
+            print_group=print_group,
         )
         receipt = asyncio.run(rt.channels[channel_name].send(handoff))
     except PermanentError:
