@@ -187,3 +187,38 @@ def demo(examples: Path) -> None:
     _settings_or_exit()
     # Paths and notes are long: never wrap or truncate them, whatever the terminal's width.
     sys.exit(run_demo(examples, Console(soft_wrap=True, highlight=False)))
+
+
+@main.group()
+def batch() -> None:
+    """Bulk runs through a running hub's API."""
+
+
+@batch.command("submit")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--api-url", envvar="POSTROOM_API_URL", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--api-key", envvar="POSTROOM_API_KEY", required=True, help="a key with batches:write")
+@click.option("--all-or-nothing", is_flag=True, help="queue nothing when a line is rejected")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="follow the run until it finishes")
+def batch_submit(file: Path, api_url: str, api_key: str, all_or_nothing: bool, wait: bool) -> None:
+    """Upload FILE (NDJSON, one document request per line) and show the run's progress.
+
+    Exits 0 when every line was accepted and every document delivered, 1 otherwise.
+    """
+    from postroom.bulk_client import BulkClient, RunRejected
+
+    with BulkClient(api_url, api_key) as client:
+        try:
+            run = client.submit(file, all_or_nothing=all_or_nothing)
+        except RunRejected as error:
+            _fail(str(error))
+        console.print(f"batch {run['id']}: {run['accepted']} line(s) accepted, {run['rejected']} rejected")
+        for item in run["rejected_lines"][:20]:
+            reasons = "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"])
+            console.print(f"  line {item['line']}: {reasons}")
+        if run["rejected"] > 20:
+            console.print(f"  … and {run['rejected'] - 20} more (GET /v1/batches/{run['id']})")
+        if wait:
+            run = client.follow(run, console)
+    complete = run["rejected"] == 0 and run["documents"]["delivered"] == run["accepted"]
+    sys.exit(0 if complete else 1)

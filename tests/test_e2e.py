@@ -530,6 +530,34 @@ def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client)
     assert wrong_type.status_code == 415
 
 
+def test_batch_submit_uploads_a_file_and_follows_the_run(api: httpx.Client, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from postroom.cli import main
+
+    run = uuid.uuid4().hex[:8]
+    bodies = []
+    for index in range(3):
+        body = copy.deepcopy(example("invoice"))
+        body["data"]["number"] = f"RE-CLI-{run}-{index}"
+        body["channels"] = ["archive"]
+        bodies.append(json.dumps(body))
+    file = tmp_path / "run.ndjson"
+    file.write_text("\n".join([*bodies, '{"type": "invoice"}']) + "\n", encoding="utf-8")
+    env = {"POSTROOM_API_URL": str(api.base_url), "POSTROOM_API_KEY": BULK_KEY}
+    result = CliRunner().invoke(main, ["batch", "submit", str(file)], env=env)
+    assert "3 line(s) accepted, 1 rejected" in result.output
+    assert "line 4: recipient:" in result.output
+    assert "finished" in result.output
+    assert "delivered 3" in result.output
+    assert result.exit_code == 1  # a line was rejected
+
+    refused = CliRunner().invoke(main, ["batch", "submit", "--all-or-nothing", str(file)], env=env)
+    assert refused.exit_code == 2
+    assert "422" in refused.output
+    assert "line 4: recipient" in refused.output
+
+
 def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
     """Runs last in this module: everything above went through these processes."""
     recipient = example("invoice")["recipient"]
