@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from postroom.channels.base import Handoff
 from postroom.core.migrate import upgrade
+from postroom.documents.catalogue import document_type
 from postroom.embedded.postgres import PostgresProcess
 from postroom.embedded.redis import RedisProcess
 from postroom.embedded.smtp_sink import SmtpSink
@@ -32,6 +36,34 @@ def example(name: str) -> dict[str, Any]:
     """A request body from ``examples/``."""
     body: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
     return body
+
+
+def example_handoff(
+    pdf: bytes,
+    example_name: str = "invoice",
+    *,
+    locale: str = "de",
+    delivery_id: uuid.UUID | None = None,
+    **recipient: Any,
+) -> Handoff:
+    """A hand-off of ``examples/<example_name>.json`` carrying ``pdf``, as the delivery job builds
+    it; ``recipient`` changes fields of the recipient (``name=...`` among them)."""
+    doc_type = document_type(example_name)
+    request = doc_type.parse(example(example_name))
+    return Handoff(
+        delivery_id=delivery_id or uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        document_type=example_name,
+        title=doc_type.title(locale),
+        number=request.number,
+        issue_date=request.data.issue_date,
+        locale=locale,
+        retention=doc_type.retention,
+        recipient=request.recipient.model_copy(update=recipient),
+        seller=request.data.seller,
+        pdf=pdf,
+        sha256=hashlib.sha256(pdf).hexdigest(),
+    )
 
 
 @pytest.fixture(scope="session")

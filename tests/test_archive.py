@@ -27,9 +27,7 @@ from postroom.channels.archive import (
 )
 from postroom.channels.archive.local import LocalArchiveStore
 from postroom.channels.base import ChannelUnavailable, DeliveryRejected, Handoff
-from postroom.documents.catalogue import document_type
-from postroom.documents.types.invoice import InvoiceRequest
-from tests.conftest import example
+from tests.conftest import example_handoff
 from tests.services import S3Server
 
 PDF = b"%PDF-1.7\n% test object\n"
@@ -49,21 +47,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArchiveSto
 
 
 def handoff(pdf: bytes = PDF) -> Handoff:
-    request = InvoiceRequest.model_validate(example("invoice"))
-    return Handoff(
-        delivery_id=uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        document_type="invoice",
-        title="Rechnung",
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale="de",
-        retention="voucher",
-        recipient=request.recipient,
-        seller=request.data.seller,
-        pdf=pdf,
-        sha256=hashlib.sha256(pdf).hexdigest(),
-    )
+    return example_handoff(pdf)
 
 
 def test_retention_counts_from_the_end_of_the_issue_year() -> None:
@@ -145,22 +129,7 @@ LATER = datetime(2040, 1, 1, tzinfo=UTC)
 
 def catalogue_handoff(name: str, pdf: bytes = PDF, **recipient: Any) -> Handoff:
     """A hand-off of ``examples/<name>.json`` as the delivery job builds it."""
-    doc_type = document_type(name)
-    request = doc_type.parse(example(name))
-    return Handoff(
-        delivery_id=uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        document_type=name,
-        title=doc_type.title("de"),
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale="de",
-        retention=doc_type.retention,
-        recipient=request.recipient.model_copy(update=recipient),
-        seller=request.data.seller,
-        pdf=pdf,
-        sha256=hashlib.sha256(pdf).hexdigest(),
-    )
+    return example_handoff(pdf, name, **recipient)
 
 
 @pytest.mark.parametrize(

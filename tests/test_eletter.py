@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import json
 import time
 import uuid
@@ -23,7 +22,6 @@ from postroom.channels.preflight import PreflightFailed, PreflightLimits
 from postroom.core.documents import claim_for_sending, submit_document
 from postroom.core.models import Delivery, Document
 from postroom.core.states import DeliveryStatus, DocumentStatus
-from postroom.documents.catalogue import document_type
 from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.eletter_provider import AsgiServer, ELetterProvider
 from postroom.jobs import delivery, rendering
@@ -31,7 +29,7 @@ from postroom.jobs.eletter import Change, poll_eletter
 from postroom.runtime import Runtime
 from postroom.settings import get_settings
 from postroom.webhooks import sign
-from tests.conftest import WRITER_KEY, example
+from tests.conftest import WRITER_KEY, example, example_handoff
 from tests.pdf_checks import render_example
 
 CLIENT_ID = "postroom-test"
@@ -78,25 +76,7 @@ def channel(provider: ELetterProvider, **options: Any) -> ELetterChannel:
 
 def handoff(delivery_id: uuid.UUID | None = None, **recipient: str) -> Handoff:
     """The example invoice's print variant, for a recipient changed by ``recipient``."""
-    body = copy.deepcopy(example("invoice"))
-    body["recipient"].update(recipient)
-    doc_type = document_type("invoice")
-    request = doc_type.parse(body)
-    pdf = render_example(example("invoice"), "print")
-    return Handoff(
-        delivery_id=delivery_id or uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        document_type="invoice",
-        title="Rechnung",
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale="de",
-        retention=doc_type.retention,
-        recipient=request.recipient,
-        seller=request.data.seller,
-        pdf=pdf,
-        sha256=hashlib.sha256(pdf).hexdigest(),
-    )
+    return example_handoff(render_example(example("invoice"), "print"), delivery_id=delivery_id, **recipient)
 
 
 def send(target: ELetterChannel, item: Handoff) -> HandoffReceipt:

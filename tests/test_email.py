@@ -3,11 +3,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import hashlib
 import ipaddress
 import re
 import ssl
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -34,32 +32,17 @@ from postroom.channels.email import (
     EmailBodies,
     EmailChannel,
 )
-from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.ports import free_port
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.settings import Settings, SmtpTarget
-from tests.conftest import example
+from tests.conftest import example_handoff
 
 PDF = b"%PDF-1.7\n" + b"x" * 2000
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def handoff(locale: str = "de") -> Handoff:
-    request = InvoiceRequest.model_validate(example("invoice"))
-    return Handoff(
-        delivery_id=uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        document_type="invoice",
-        title="Rechnung" if locale == "de" else "Invoice",
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale=locale,
-        retention="voucher",
-        recipient=request.recipient,
-        seller=request.data.seller,
-        pdf=PDF,
-        sha256=hashlib.sha256(PDF).hexdigest(),
-    )
+    return example_handoff(PDF, locale=locale)
 
 
 def channel(

@@ -18,7 +18,6 @@ import pytest
 from pylibdmtx import pylibdmtx
 from sqlalchemy import select
 
-from postroom.channels.base import Handoff
 from postroom.channels.preflight import PreflightFailed, preflight
 from postroom.channels.printing.batch import build_batch
 from postroom.channels.printing.channel import PrintChannel
@@ -29,7 +28,7 @@ from postroom.core.models import Delivery, Document, PrintBatch
 from postroom.core.print_batches import QueuedPiece, batch_pieces, cut_batch, queue_piece, sort_key
 from postroom.documents.catalogue import document_type
 from postroom.settings import PROJECT_ROOT
-from tests.conftest import example
+from tests.conftest import example, example_handoff
 from tests.pdf_checks import render_example
 
 CREATED = datetime(2026, 11, 23, 16, tzinfo=UTC)
@@ -204,9 +203,7 @@ def test_a_piece_longer_than_the_inserter_code_counts_is_refused(
     hub_env: dict[str, str], tmp_path: Path, duplex: bool, pages: int
 ) -> None:
     """The code counts sheets with two digits: 99 sheets is the most one piece may have."""
-    body = example("invoice")
-    request = document_type("invoice").parse(body)
-    one = render_example(body, "print")
+    one = render_example(example("invoice"), "print")
     with pikepdf.Pdf.open(io.BytesIO(one)) as pdf, pikepdf.Pdf.open(io.BytesIO(one)) as source:
         while len(pdf.pages) < pages:
             pdf.pages.append(source.pages[-1])
@@ -215,19 +212,6 @@ def test_a_piece_longer_than_the_inserter_code_counts_is_refused(
         pdf.save(buffer)
     long_pdf = buffer.getvalue()
     channel = PrintChannel(database(hub_env["POSTROOM_DATABASE_URL"]), HotFolder(tmp_path), duplex=duplex)
-    handoff = Handoff(
-        delivery_id=uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        document_type="invoice",
-        title="Rechnung",
-        number=request.number,
-        issue_date=request.data.issue_date,
-        locale="de",
-        retention="voucher",
-        recipient=request.recipient,
-        seller=request.data.seller,
-        pdf=long_pdf,
-        sha256=hashlib.sha256(long_pdf).hexdigest(),
-    )
+    handoff = example_handoff(long_pdf)
     with pytest.raises(PreflightFailed, match=f"{pages} pages exceed the limit of {pages - 1}"):
         asyncio.run(channel.send(handoff))

@@ -57,7 +57,7 @@ from postroom.channels.base import (
     Handoff,
     HandoffReceipt,
 )
-from postroom.channels.preflight import PreflightLimits, preflight
+from postroom.channels.preflight import PreflightLimits, preflight_handoff
 from postroom.log import get_logger
 from postroom.settings import Settings
 
@@ -209,14 +209,7 @@ class ELetterChannel:
         if handoff.recipient.country.upper() not in self.countries:
             raise DeliveryRejected("the recipient's country is not among POSTROOM_ELETTER_COUNTRIES")
         self._check_gate()
-        await asyncio.to_thread(
-            preflight,
-            handoff.pdf,
-            handoff.recipient,
-            handoff.seller,
-            locale=handoff.locale,
-            limits=self.limits,
-        )
+        await preflight_handoff(handoff, self.limits)
         async with self._client() as client:
             upload = await self._call(
                 client, "POST", "/v1/uploads", json={"sha256": handoff.sha256, "size": len(handoff.pdf)}

@@ -6,6 +6,7 @@ permanent (the same PDF fails again) and its message never quotes the document's
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 from pypdf.generic import ArrayObject, DictionaryObject, PdfObject
 
-from postroom.channels.base import DeliveryRejected
+from postroom.channels.base import DeliveryRejected, Handoff
 from postroom.documents.formatting import Formatter, address_lines, return_address
 from postroom.documents.parties import Recipient, Seller
 
@@ -165,3 +166,10 @@ def _window_problems(reader: PdfReader, recipient: Recipient, seller: Seller, lo
     if strangers:
         problems.append(f"{len(strangers)} text fragment(s) besides the address print inside the window")
     return problems
+
+
+async def preflight_handoff(handoff: Handoff, limits: PreflightLimits) -> PreflightReport:
+    """:func:`preflight` of a hand-off's PDF for its recipient, off the event loop."""
+    return await asyncio.to_thread(
+        preflight, handoff.pdf, handoff.recipient, handoff.seller, locale=handoff.locale, limits=limits
+    )

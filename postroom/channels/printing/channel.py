@@ -3,10 +3,8 @@ for the letter shop, whose acknowledgement confirms it (see :mod:`postroom.jobs.
 
 from __future__ import annotations
 
-import asyncio
-
 from postroom.channels.base import Handoff, HandoffReceipt
-from postroom.channels.preflight import PreflightLimits, preflight
+from postroom.channels.preflight import PreflightLimits, preflight_handoff
 from postroom.channels.printing.inserter import MAX_SHEETS
 from postroom.channels.printing.letter_shop import LetterShop
 from postroom.core.db import Database
@@ -27,14 +25,7 @@ class PrintChannel:
 
     async def send(self, handoff: Handoff) -> HandoffReceipt:
         """Preflight (A4, fonts, window, at most 99 sheets) and queue; a failed preflight is permanent."""
-        report = await asyncio.to_thread(
-            preflight,
-            handoff.pdf,
-            handoff.recipient,
-            handoff.seller,
-            locale=handoff.locale,
-            limits=self.limits,
-        )
+        report = await preflight_handoff(handoff, self.limits)
         piece = QueuedPiece(
             delivery_id=handoff.delivery_id,
             document_id=handoff.document_id,
