@@ -515,6 +515,18 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
     [print_batch] = [b for b in letter_shop.received if b.manifest["group"] == f"batch-{batch['id']}"]
     assert print_batch.manifest["pieces"] == 5  # the run's letters in one print batch of their own
 
+    # Nothing failed: a retry reopens the run, finds nothing to do, and the run finishes again.
+    retried = api.post(f"/v1/batches/{batch['id']}/retry-failed", headers=headers)
+    assert retried.status_code == 202, retried.text
+    batch = retried.json()
+    assert batch["status"] == "running"
+    deadline = time.monotonic() + 30
+    while batch["status"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        batch = api.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    assert batch["status"] == "finished"
+    assert batch["documents"]["delivered"] == 21
+
 
 def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
     good = json.dumps(example("invoice"))

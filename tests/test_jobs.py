@@ -17,6 +17,7 @@ from postroom.core.documents import (
     claim_for_sending,
     fail_delivery,
     record_handoff,
+    retry_failed_document,
     stalled_fallbacks,
     submit_document,
 )
@@ -164,3 +165,38 @@ def test_deliveries_of_one_document_confirmed_at_once_neither_deadlock_nor_miss(
     with rt.db.session() as session:
         statuses = {session.get_one(Document, document_id).status for document_id in documents}
     assert statuses == {DocumentStatus.DELIVERED}
+
+
+def test_retrying_a_failed_document_resends_only_what_failed(rt: Runtime, smtp_sink: SmtpSink) -> None:
+    document_id = queued_document(rt, ["email", "archive"])
+    for delivery_id in rendering.render_document(rt, document_id):
+        with rt.db.session() as session:
+            channel = session.get_one(Delivery, delivery_id).channel
+        if channel == "archive":
+            delivery.deliver(rt, delivery_id)
+            archive_id = delivery_id
+        else:
+            email_id = delivery_id
+    with rt.db.session() as session:  # the mail server was down for a day: given up, no fallback
+        fail_delivery(session, email_id, "expired", "not processed within the job's maximum age")
+        assert session.get_one(Document, document_id).status is DocumentStatus.FAILED
+    with rt.db.session() as session:
+        retry = retry_failed_document(session, document_id, actor="clerk")
+    assert retry is not None
+    assert (retry.render, retry.deliveries) == (False, [email_id])
+    delivery.deliver(rt, email_id)
+    with rt.db.session() as session:
+        document = session.get_one(Document, document_id)
+        assert document.status is DocumentStatus.DELIVERED
+        archive = session.get_one(Delivery, archive_id)
+        assert (archive.status, archive.attempts) == (DeliveryStatus.CONFIRMED, 1)  # not sent again
+        email = session.get_one(Delivery, email_id)
+        assert [event.event for event in email.events][-5:] == [
+            "failed",
+            "retried",
+            "sending",
+            "sent",
+            "confirmed",
+        ]
+        assert retry_failed_document(session, document_id, actor="clerk") is None  # not failed now
+    assert emails_for(smtp_sink, document_id) == 1

@@ -32,6 +32,9 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     def expand_batch(batch_id: uuid.UUID) -> None:
         actors.expand_batch.send(str(batch_id))
 
+    def retry_batch(batch_id: uuid.UUID, actor: str) -> None:
+        actors.retry_failed_in_batch.send(str(batch_id), 0, actor)
+
     def ping_broker() -> None:
         client = getattr(actors.broker, "client", None)
         if client is None:
@@ -41,6 +44,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.state.enqueue_render = enqueue_render
     app.state.ping_broker = ping_broker
     app.state.expand_batch = expand_batch
+    app.state.retry_batch = retry_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
     for module in (documents, batches, catalogue, templates, webhooks, health):

@@ -112,21 +112,27 @@ def abort_batch(session: Session, batch_id: uuid.UUID) -> None:
     batch.status, batch.received_at, batch.finished_at = REJECTED, utcnow(), utcnow()
 
 
-def queued_documents(
-    session: Session, batch_id: uuid.UUID, after_line: int, limit: int
+def documents_in(
+    session: Session, batch_id: uuid.UUID, status: DocumentStatus, after_line: int, limit: int
 ) -> list[tuple[int, uuid.UUID]]:
-    """``(line, document id)`` of the batch's still-queued documents after ``after_line``, in line order."""
+    """``(line, document id)`` of the batch's documents in ``status`` after ``after_line``, in line order."""
     query = (
         select(Document.batch_line, Document.id)
-        .where(
-            Document.batch_id == batch_id,
-            Document.batch_line > after_line,
-            Document.status == DocumentStatus.QUEUED,
-        )
+        .where(Document.batch_id == batch_id, Document.batch_line > after_line, Document.status == status)
         .order_by(Document.batch_line)
         .limit(limit)
     )
     return [(line or 0, document_id) for line, document_id in session.execute(query)]
+
+
+def reopen_batch(session: Session, batch_id: uuid.UUID) -> bool:
+    """A finished run whose failed documents are retried is ``running`` again; ``False`` when the
+    run is not one that can be retried (still receiving, rejected or cancelled)."""
+    batch = locked(session, Batch, batch_id)
+    if batch is None or batch.status not in (RUNNING, FINISHED):
+        return False
+    batch.status, batch.finished_at = RUNNING, None
+    return True
 
 
 def document_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:

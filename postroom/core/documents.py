@@ -450,6 +450,46 @@ def stalled_fallbacks(session: Session, pending_before: datetime) -> list[uuid.U
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """What retrying a failed document opened: rendering again, or these deliveries."""
+
+    render: bool
+    deliveries: list[uuid.UUID]
+
+
+def retry_failed_document(session: Session, document_id: uuid.UUID, *, actor: str) -> Retry | None:
+    """Give a failed document another run, on an operator's word; ``None`` when it cannot have one
+    (not failed, purged, or cancelled).
+
+    The one backward step of the lifecycle, recorded in the audit log: a document that failed
+    before it was rendered is queued again; one that failed in delivery goes back to
+    ``delivering`` with its failed deliveries ``pending`` again. Confirmed deliveries stay as
+    they are, so nobody gets a second letter.
+    """
+    document = locked(session, Document, document_id)
+    if (
+        document is None
+        or document.status is not DocumentStatus.FAILED
+        or document.payload is None
+        or document.error_code == "cancelled"
+    ):
+        return None
+    replaced = {d.replaces_id for d in document.deliveries if d.replaces_id is not None}
+    failed = [d for d in document.deliveries if d.id not in replaced and d.status is DeliveryStatus.FAILED]
+    document.error_code = document.error_detail = None
+    document.callback_sent_at = None
+    if document.rendered_at is None:
+        document.status = DocumentStatus.QUEUED
+    else:
+        document.status = DocumentStatus.DELIVERING
+        for delivery in failed:
+            delivery.status, delivery.error_code, delivery.error_detail = DeliveryStatus.PENDING, None, None
+            note_delivery_event(delivery, "retried", f"by {actor}")
+    audit(session, "retry", "failed document given another run", document_id=document_id, actor=actor)
+    return Retry(render=document.rendered_at is None, deliveries=[d.id for d in failed])
+
+
 def callback_due(document: Document) -> bool:
     """The document reached a final state and its requester has not been told yet."""
     return (

@@ -15,7 +15,13 @@ from dramatiq.actor import ActorDecorator
 
 from postroom.channels.base import DeliveryDeferred
 from postroom.core import batches
-from postroom.core.documents import callback_due, fail_delivery, fail_document, stalled_fallbacks
+from postroom.core.documents import (
+    callback_due,
+    fail_delivery,
+    fail_document,
+    retry_failed_document,
+    stalled_fallbacks,
+)
 from postroom.core.models import Batch, Delivery, Document, utcnow
 from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
@@ -186,11 +192,35 @@ def expand_batch(batch_id: str, after_line: int = 0) -> None:
             return
         if batch.status == batches.RECEIVING:  # the API closes it right after sending this
             raise BatchStillReceiving(f"batch {batch_id} is still receiving lines")
-        chunk = batches.queued_documents(session, uuid.UUID(batch_id), after_line, FAN_OUT_CHUNK)
+        chunk = batches.documents_in(
+            session, uuid.UUID(batch_id), DocumentStatus.QUEUED, after_line, FAN_OUT_CHUNK
+        )
     for _, document_id in chunk:
         send_on(broker, BULK_QUEUE, render_document, str(document_id), True)
     if len(chunk) == FAN_OUT_CHUNK:
         expand_batch.send(batch_id, chunk[-1][0])
+
+
+@job(BULK_QUEUE, 300, _maintenance_given_up)
+def retry_failed_in_batch(batch_id: str, after_line: int = 0, actor: str = "postroom") -> None:
+    """Give the next chunk of a run's failed documents another run (see
+    :func:`postroom.core.documents.retry_failed_document`), then queue the next step."""
+    rt = runtime()
+    with rt.db.session() as session:
+        chunk = batches.documents_in(
+            session, uuid.UUID(batch_id), DocumentStatus.FAILED, after_line, FAN_OUT_CHUNK
+        )
+    for _, document_id in chunk:
+        with rt.db.session() as session:
+            retry = retry_failed_document(session, document_id, actor=actor)
+        if retry is None:
+            continue
+        if retry.render:
+            send_on(broker, BULK_QUEUE, render_document, str(document_id), True)
+        for delivery_id in retry.deliveries:
+            send_on(broker, BULK_DELIVERIES_QUEUE, deliver, str(delivery_id))
+    if len(chunk) == FAN_OUT_CHUNK:
+        retry_failed_in_batch.send(batch_id, chunk[-1][0], actor)
 
 
 @job(MAINTENANCE_QUEUE, 120, _maintenance_given_up)

@@ -26,6 +26,7 @@ from postroom.core.batches import (
     close_batch,
     document_counts,
     open_batch,
+    reopen_batch,
 )
 from postroom.core.models import Batch, BatchRejection, utcnow
 from postroom.log import get_logger
@@ -236,4 +237,24 @@ def cancel(
     with rt.db.session() as session:
         cancelled = cancel_batch(session, batch_id)
     log.info("batch cancelled", batch_id=str(batch_id), documents=cancelled)
+    return _view(rt, batch_id)
+
+
+@router.post("/{batch_id}/retry-failed", status_code=202, response_model=BatchView)
+def retry_failed(
+    request: Request, batch_id: uuid.UUID, key: Annotated[ApiKey, Depends(require("batches:write"))]
+) -> BatchView:
+    """Give the run's failed documents another run: those that failed before rendering are
+    rendered again, the others retry only their failed deliveries (confirmed ones are never sent
+    twice). Cancelled documents and documents whose personal data was purged stay failed."""
+    rt: Runtime = request.app.state.runtime
+    with rt.db.session() as session:
+        if session.get(Batch, batch_id) is None:
+            raise ProblemError(404, "Not found", f"no batch {batch_id}", slug="not-found")
+        if not reopen_batch(session, batch_id):
+            raise ProblemError(
+                409, "Conflict", "only a running or finished batch can be retried", slug="conflict"
+            )
+    request.app.state.retry_batch(batch_id, key.id)
+    log.info("batch retry", batch_id=str(batch_id), api_key=key.id)
     return _view(rt, batch_id)
