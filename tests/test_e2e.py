@@ -528,6 +528,34 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
     assert batch["documents"]["delivered"] == 21
 
 
+def test_a_finished_run_is_reported_to_its_callback(api: httpx.Client) -> None:
+    receiver = CallbackReceiver(answers=[])
+    lines = []
+    for index in range(2):
+        body = copy.deepcopy(example("invoice"))
+        body["data"]["number"] = f"RE-CB-{uuid.uuid4().hex[:8]}-{index}"
+        body["channels"] = ["archive"]
+        lines.append(json.dumps(body))
+    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    try:
+        response = api.post(
+            "/v1/batches", params={"callback_url": receiver.url}, content="\n".join(lines), headers=headers
+        )
+        assert response.status_code == 202, response.text
+        receiver.wait(1, timeout=60)
+    finally:
+        receiver.server.shutdown()
+    [(received_headers, payload)] = receiver.received
+    assert verify(WEBHOOK_SECRET, payload, received_headers["Postroom-Signature"])
+    event = json.loads(payload)
+    assert (event["event"], event["id"], event["accepted"]) == ("batch.finished", response.json()["id"], 2)
+    assert event["documents"]["delivered"] == 2
+    assert received_headers["Postroom-Event-Id"].startswith(f"{event['id']}:finished:")
+    unsafe = api.post("/v1/batches", params={"callback_url": "ftp://x"}, content=lines[0], headers=headers)
+    assert unsafe.status_code == 422
+    assert unsafe.json()["errors"][0]["field"] == "callback_url"
+
+
 def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
     good = json.dumps(example("invoice"))
     headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}

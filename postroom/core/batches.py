@@ -131,8 +131,15 @@ def reopen_batch(session: Session, batch_id: uuid.UUID) -> bool:
     batch = locked(session, Batch, batch_id)
     if batch is None or batch.status not in (RUNNING, FINISHED):
         return False
-    batch.status, batch.finished_at = RUNNING, None
+    batch.status, batch.finished_at, batch.callback_sent_at = RUNNING, None, None
     return True
+
+
+def record_batch_callback(session: Session, batch_id: uuid.UUID) -> None:
+    """The run's callback receiver acknowledged its final state."""
+    batch = locked(session, Batch, batch_id)
+    if batch is not None:
+        batch.callback_sent_at = utcnow()
 
 
 def document_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:

@@ -289,6 +289,7 @@ class Batch(Base):
     accepted: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    callback_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     received_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -89,8 +89,8 @@ def _delivery_given_up(delivery_id: str, *, error: BaseException | None) -> None
         conclude_document.send(str(document_id))
 
 
-def _callback_given_up(document_id: str, *, error: BaseException | None) -> None:
-    log.warning("callback given up", document_id=document_id, error=_reason(error)[0])
+def _callback_given_up(subject_id: str, *, error: BaseException | None) -> None:
+    log.warning("callback given up", subject_id=subject_id, error=_reason(error)[0])
 
 
 def _maintenance_given_up(*args: str, error: BaseException | None) -> None:
@@ -232,6 +232,13 @@ def settle_batches() -> None:
         cut_print_batches.send(group)
     for batch_id in outcome.finished:
         log.info("batch finished", batch_id=str(batch_id))
+        notify_batch_callback.send(str(batch_id))
+
+
+@job(CALLBACKS_QUEUE, settings.callback_timeout_seconds + 5, _callback_given_up)
+def notify_batch_callback(batch_id: str) -> None:
+    """POST a finished bulk run's counts to its callback URL."""
+    callbacks.notify_batch(runtime(), uuid.UUID(batch_id))
 
 
 @job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)

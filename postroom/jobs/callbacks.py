@@ -1,4 +1,5 @@
-"""Callbacks: tell the requester at ``callback_url`` that its document reached a final state.
+"""Callbacks: tell the requester at ``callback_url`` that its document (or bulk run) reached a
+final state.
 
 The POST carries a JSON event without personal data, signed with ``POSTROOM_WEBHOOK_SECRET``
 (see :mod:`postroom.webhooks`). Delivery is at least once; receivers deduplicate by
@@ -13,8 +14,9 @@ from typing import Any
 
 import httpx
 
+from postroom.core.batches import document_counts, record_batch_callback
 from postroom.core.documents import callback_due, record_callback
-from postroom.core.models import Document
+from postroom.core.models import Batch, Document
 from postroom.errors import PermanentError, TransientError
 from postroom.log import get_logger
 from postroom.runtime import Runtime
@@ -62,6 +64,43 @@ def notify(rt: Runtime, document_id: uuid.UUID) -> None:
         if document is None or not callback_due(document):
             return
         url, event = str(document.callback_url), document_event(document)
+    post_event(rt, url, f"{document_id}:{event['status']}", event)
+    with rt.db.session() as session:
+        record_callback(session, document_id)
+    log.info("callback acknowledged", document_id=str(document_id), status=event["status"])
+
+
+def batch_event(batch: Batch, documents: dict[str, int]) -> dict[str, Any]:
+    """The callback body of a finished bulk run: its counts, nothing personal."""
+    assert batch.finished_at is not None
+    return {
+        "event": f"batch.{batch.status}",
+        "id": str(batch.id),
+        "status": batch.status,
+        "lines": batch.lines,
+        "accepted": batch.accepted,
+        "rejected": batch.rejected,
+        "documents": documents,
+        "occurred_at": batch.finished_at.isoformat(),
+    }
+
+
+def notify_batch(rt: Runtime, batch_id: uuid.UUID) -> None:
+    """POST a finished run's counts to its callback URL, once acknowledged. A run finished again
+    after a retry is a new event."""
+    with rt.db.session() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None or not batch.callback_url or batch.finished_at is None or batch.callback_sent_at:
+            return
+        url, event = batch.callback_url, batch_event(batch, document_counts(session, batch_id))
+    post_event(rt, url, f"{batch_id}:{event['status']}:{event['occurred_at']}", event)
+    with rt.db.session() as session:
+        record_batch_callback(session, batch_id)
+    log.info("callback acknowledged", batch_id=str(batch_id), status=event["status"])
+
+
+def post_event(rt: Runtime, url: str, event_id: str, event: dict[str, Any]) -> None:
+    """POST a signed event; returns once the receiver acknowledged it with a 2xx."""
     secret = rt.settings.webhook_secret
     if secret is None:
         raise CallbackRefused("no POSTROOM_WEBHOOK_SECRET is configured to sign callbacks")
@@ -72,7 +111,7 @@ def notify(rt: Runtime, document_id: uuid.UUID) -> None:
     body = json.dumps(event, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
-        "Postroom-Event-Id": f"{document_id}:{event['status']}",
+        "Postroom-Event-Id": event_id,
         SIGNATURE_HEADER: sign(secret.get_secret_value(), body),
     }
     try:
@@ -85,6 +124,3 @@ def notify(rt: Runtime, document_id: uuid.UUID) -> None:
         raise CallbackDeferred(f"callback receiver answered {response.status_code}")
     if not response.is_success:
         raise CallbackRefused(f"callback receiver answered {response.status_code}")
-    with rt.db.session() as session:
-        record_callback(session, document_id)
-    log.info("callback acknowledged", document_id=str(document_id), status=event["status"])

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from postroom.api.auth import require
-from postroom.api.problems import FieldError, ProblemError
-from postroom.api.routes.documents import parse_document_request
+from postroom.api.problems import FieldError, ProblemError, validation_problem
+from postroom.api.routes.documents import callback_problems, parse_document_request
 from postroom.core.batches import (
     REJECTED,
     AcceptedLine,
@@ -109,6 +109,9 @@ async def create_batch(
     response: Response,
     key: Annotated[ApiKey, Depends(require("batches:write"))],
     mode: Annotated[Literal["partial", "all-or-nothing"], Query()] = "partial",
+    callback_url: Annotated[
+        str | None, Query(max_length=2000, description="POSTed a signed event when the run finishes")
+    ] = None,
 ) -> BatchView:
     """Accept a bulk run: NDJSON, one ``POST /v1/documents`` body per line, streamed.
 
@@ -125,13 +128,15 @@ async def create_batch(
             f"send the run as {NDJSON_TYPES[0]} (one JSON document request per line)",
             slug="unsupported-media-type",
         )
+    if callback_url is not None and (problems := callback_problems(callback_url, rt)):
+        raise validation_problem(problems)
     with rt.db.session() as session:
         batch_id = open_batch(
             session,
             api_key_id=key.id,
             source_format="ndjson",
             all_or_nothing=mode == "all-or-nothing",
-            callback_url=None,
+            callback_url=callback_url,
         )
     try:
         chunk: list[tuple[int, bytes]] = []

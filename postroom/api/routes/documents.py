@@ -93,13 +93,14 @@ def parse_document_request(body: dict[str, Any], rt: Runtime) -> DocumentRequest
     except TemplateError as error:
         problems.append(FieldError(field="template", message=error.detail, type="template"))
     if request.callback_url is not None:
-        problems.extend(_callback_problems(str(request.callback_url), rt))
+        problems.extend(callback_problems(str(request.callback_url), rt))
     if problems:
         raise validation_problem(problems)
     return request
 
 
-def _callback_problems(url: str, rt: Runtime) -> list[FieldError]:
+def callback_problems(url: str, rt: Runtime) -> list[FieldError]:
+    """What keeps ``url`` from receiving signed callbacks (no secret, an unsafe address)."""
     if rt.settings.webhook_secret is None:
         message = "this hub signs no callbacks (POSTROOM_WEBHOOK_SECRET is not set)"
         return [FieldError(field="callback_url", message=message, type="callback")]
