@@ -515,6 +515,14 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
     [print_batch] = [b for b in letter_shop.received if b.manifest["group"] == f"batch-{batch['id']}"]
     assert print_batch.manifest["pieces"] == 5  # the run's letters in one print batch of their own
 
+    manifest = api.get(f"/v1/batches/{batch['id']}/manifest", headers=headers)
+    assert manifest.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in manifest.text.splitlines()]
+    assert [row["line"] for row in rows] == [n for n in range(1, 26) if n != 21]  # 21 was blank
+    assert [row["line"] for row in rows if "rejected" in row] == [7, 12, 18]
+    assert {row["status"] for row in rows if "status" in row} == {"delivered"}
+    assert rows[3]["deliveries"]["print"]["external_ref"].startswith("postroom-")
+
     # Nothing failed: a retry reopens the run, finds nothing to do, and the run finishes again.
     retried = api.post(f"/v1/batches/{batch['id']}/retry-failed", headers=headers)
     assert retried.status_code == 202, retried.text

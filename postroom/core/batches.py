@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from postroom.core.documents import locked, new_document
 from postroom.core.models import Batch, BatchRejection, Delivery, Document, PrintPiece, utcnow
@@ -207,3 +208,38 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
     )
     batch.status, batch.finished_at = CANCELLED, utcnow()
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def manifest_page(session: Session, batch_id: uuid.UUID, after_line: int, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` lines of the run's result after ``after_line``: each line's document (id,
+    number, status, error code, each channel's status and reference) or its rejection."""
+    documents = session.scalars(
+        select(Document)
+        .where(Document.batch_id == batch_id, Document.batch_line > after_line)
+        .options(selectinload(Document.deliveries))
+        .order_by(Document.batch_line)
+        .limit(limit)
+    ).all()
+    rejections = session.scalars(
+        select(BatchRejection)
+        .where(BatchRejection.batch_id == batch_id, BatchRejection.line > after_line)
+        .order_by(BatchRejection.line)
+        .limit(limit)
+    ).all()
+    rows: list[dict[str, Any]] = [
+        {
+            "line": document.batch_line,
+            "document_id": str(document.id),
+            "number": document.number,
+            "status": document.status.value,
+            "error": document.error_code,
+            "deliveries": {
+                d.channel: {"status": d.status.value, "external_ref": d.external_ref}
+                for d in document.deliveries
+            },
+        }
+        for document in documents
+    ]
+    rows += [{"line": r.line, "rejected": r.errors} for r in rejections]
+    rows.sort(key=lambda row: int(row["line"]))
+    return rows[:limit]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -25,6 +26,7 @@ from postroom.core.batches import (
     cancel_batch,
     close_batch,
     document_counts,
+    manifest_page,
     open_batch,
     reopen_batch,
 )
@@ -263,3 +265,36 @@ def retry_failed(
     request.app.state.retry_batch(batch_id, key.id)
     log.info("batch retry", batch_id=str(batch_id), api_key=key.id)
     return _view(rt, batch_id)
+
+
+MANIFEST_PAGE = 1000
+
+
+def _manifest_rows(rt: Runtime, batch_id: uuid.UUID) -> Iterator[bytes]:
+    """One JSON line per line of the run, in line order, read a page at a time."""
+    after = 0
+    while True:
+        with rt.db.session() as session:
+            page = manifest_page(session, batch_id, after, MANIFEST_PAGE)
+        for row in page:
+            yield json.dumps(row, separators=(",", ":")).encode() + b"\n"
+        if len(page) < MANIFEST_PAGE:
+            return
+        after = page[-1]["line"]
+
+
+@router.get(
+    "/{batch_id}/manifest",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One line per line"}},
+)
+def manifest(
+    request: Request, batch_id: uuid.UUID, _: Annotated[ApiKey, Depends(require("batches:write"))]
+) -> StreamingResponse:
+    """The run's result, one JSON line per uploaded line: a document (id, number, status, each
+    channel's status and reference) or a rejection (its errors)."""
+    rt: Runtime = request.app.state.runtime
+    with rt.db.session() as session:
+        if session.get(Batch, batch_id) is None:
+            raise ProblemError(404, "Not found", f"no batch {batch_id}", slug="not-found")
+    return StreamingResponse(_manifest_rows(rt, batch_id), media_type="application/x-ndjson")
