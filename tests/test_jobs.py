@@ -64,6 +64,9 @@ def test_rendering_twice_opens_each_delivery_once(rt: Runtime) -> None:
         variants = session.scalar(select(func.count()).where(RenderedVariant.document_id == document_id))
         assert session.get_one(Document, document_id).status is DocumentStatus.DELIVERING
     assert (deliveries, variants) == (2, 2)
+    with rt.db.session() as session:  # what the recipient is mailed is what the archive keeps
+        sha256 = {v.variant: v.sha256 for v in session.get_one(Document, document_id).variants}
+    assert sha256["email"] == sha256["archive"]
 
 
 def test_delivering_twice_sends_one_email(rt: Runtime, smtp_sink: SmtpSink) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterable, Mapping
@@ -16,6 +17,10 @@ from postroom.documents.request import DocumentRequest
 from postroom.renderer.engine import Engine, Template, TemplateError, Variant
 from postroom.renderer.templates import TemplateStore
 from postroom.renderer.typst import TypstEngine
+
+RENDERED_AS: dict[Variant, Variant] = {"email": "archive"}
+"""The e-mail variant is the archive variant, byte for byte: what the recipient was sent is
+what the auditor finds (GoBD), and a document with both channels is rendered once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +117,15 @@ class Renderer:
             else None
         )
         pdfs: dict[Variant, RenderedPdf] = {}
+        made: dict[Variant, RenderedPdf] = {}
         for variant in requested:
-            data = renderer.render(template, context, variant, timestamp=timestamp)
-            if einvoice is not None and variant in einvoice_variants:
-                data = embed_cii(data, einvoice, modified=timestamp)
-            pdfs[variant] = RenderedPdf(
-                variant=variant, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
-            )
+            source = RENDERED_AS.get(variant, variant)
+            if source not in made:
+                data = renderer.render(template, context, source, timestamp=timestamp)
+                if einvoice is not None and source in einvoice_variants:
+                    data = embed_cii(data, einvoice, modified=timestamp)
+                made[source] = RenderedPdf(
+                    variant=source, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
+                )
+            pdfs[variant] = dataclasses.replace(made[source], variant=variant)
         return Rendering(template=template, pdfs=pdfs)
