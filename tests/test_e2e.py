@@ -564,6 +564,34 @@ def test_a_finished_run_is_reported_to_its_callback(api: httpx.Client) -> None:
     assert unsafe.json()["errors"][0]["field"] == "callback_url"
 
 
+def test_a_single_document_overtakes_a_running_bulk_run(api: httpx.Client) -> None:
+    """Bulk work has its own queues and yields in the workers: a document submitted while a run
+    is being rendered is delivered before the run finishes."""
+    lines = []
+    for index in range(80):
+        body = copy.deepcopy(example("invoice"))
+        body["data"]["number"] = f"RE-Q-{uuid.uuid4().hex[:8]}-{index}"
+        body["channels"] = ["archive"]
+        lines.append(json.dumps(body))
+    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    run = api.post("/v1/batches", content="\n".join(lines), headers=headers).json()
+    deadline = time.monotonic() + 60
+    while api.get(f"/v1/batches/{run['id']}", headers=headers).json()["documents"]["delivered"] < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    single = copy.deepcopy(example("invoice"))
+    single["channels"] = ["archive"]
+    view = wait_final(api, submit(api, single).json()["id"])
+    assert view["status"] == "delivered"
+    run = api.get(f"/v1/batches/{run['id']}", headers=headers).json()
+    assert run["status"] == "running"
+    assert run["documents"]["delivered"] < 80
+    while run["status"] != "finished" and time.monotonic() < deadline + 60:
+        time.sleep(0.5)
+        run = api.get(f"/v1/batches/{run['id']}", headers=headers).json()
+    assert run["documents"]["delivered"] == 80
+
+
 def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
     good = json.dumps(example("invoice"))
     headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}

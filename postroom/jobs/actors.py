@@ -35,7 +35,6 @@ from postroom.jobs.broker import (
     DOCUMENTS_QUEUE,
     MAINTENANCE_QUEUE,
     install_broker,
-    send_on,
 )
 from postroom.log import get_logger
 from postroom.runtime import runtime
@@ -49,11 +48,18 @@ MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
 
 
-def job(queue_name: str, time_limit_seconds: float, on_give_up: Callable[..., None]) -> ActorDecorator:
+BULK_PRIORITY = 10
+"""Bulk work yields to single documents in a worker's queue of prefetched messages (lower runs first)."""
+
+
+def job(
+    queue_name: str, time_limit_seconds: float, on_give_up: Callable[..., None], *, priority: int = 0
+) -> ActorDecorator:
     """An actor with postroom's failure policy: bounded retries with exponential backoff, a
     maximum age, permanent errors not retried, and ``on_give_up`` once a message fails for good."""
     return dramatiq.actor(
         queue_name=queue_name,
+        priority=priority,
         time_limit=int(time_limit_seconds * 1000),
         max_retries=settings.job_max_retries,
         min_backoff=MIN_BACKOFF_MS,
@@ -98,13 +104,7 @@ def _maintenance_given_up(*args: str, error: BaseException | None) -> None:
     log.warning("maintenance job given up", arguments=list(args), error=_reason(error)[0])
 
 
-@job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
-def deliver(delivery_id: str) -> None:
-    """Hand one delivery to its channel; conclude the document when that made it final.
-
-    A channel that names when to come back (the provider's ``Retry-After``) is retried no
-    earlier than that, instead of on the usual backoff.
-    """
+def _deliver(delivery_id: str) -> None:
     try:
         document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
     except DeliveryDeferred as error:
@@ -114,6 +114,22 @@ def deliver(delivery_id: str) -> None:
         raise
     if document_id is not None:
         conclude_document.send(str(document_id))
+
+
+@job(DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up)
+def deliver(delivery_id: str) -> None:
+    """Hand one delivery to its channel; conclude the document when that made it final.
+
+    A channel that names when to come back (the provider's ``Retry-After``) is retried no
+    earlier than that, instead of on the usual backoff.
+    """
+    _deliver(delivery_id)
+
+
+@job(BULK_DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up, priority=BULK_PRIORITY)
+def deliver_bulk(delivery_id: str) -> None:
+    """:func:`deliver` for a document of a bulk run, on the bulk deliveries queue."""
+    _deliver(delivery_id)
 
 
 @job(MAINTENANCE_QUEUE, 60, _maintenance_given_up)
@@ -161,14 +177,18 @@ def notify_callback(document_id: str) -> None:
 
 
 @job(DOCUMENTS_QUEUE, settings.render_timeout_seconds, _render_given_up)
-def render_document(document_id: str, bulk: bool = False) -> None:
-    """Render a document, then enqueue one ``deliver`` message per channel (on the bulk
-    deliveries queue for a document of a bulk run)."""
+def render_document(document_id: str) -> None:
+    """Render a document, then enqueue one ``deliver`` message per channel."""
     for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):
-        if bulk:
-            send_on(broker, BULK_DELIVERIES_QUEUE, deliver, str(delivery_id))
-        else:
-            deliver.send(str(delivery_id))
+        deliver.send(str(delivery_id))
+
+
+@job(BULK_QUEUE, settings.render_timeout_seconds, _render_given_up, priority=BULK_PRIORITY)
+def render_bulk_document(document_id: str) -> None:
+    """:func:`render_document` for a document of a bulk run: its deliveries go to the bulk
+    deliveries queue, so single documents are never stuck behind a run."""
+    for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):
+        deliver_bulk.send(str(delivery_id))
 
 
 class BatchStillReceiving(TransientError):
@@ -196,7 +216,7 @@ def expand_batch(batch_id: str, after_line: int = 0) -> None:
             session, uuid.UUID(batch_id), DocumentStatus.QUEUED, after_line, FAN_OUT_CHUNK
         )
     for _, document_id in chunk:
-        send_on(broker, BULK_QUEUE, render_document, str(document_id), True)
+        render_bulk_document.send(str(document_id))
     if len(chunk) == FAN_OUT_CHUNK:
         expand_batch.send(batch_id, chunk[-1][0])
 
@@ -216,9 +236,9 @@ def retry_failed_in_batch(batch_id: str, after_line: int = 0, actor: str = "post
         if retry is None:
             continue
         if retry.render:
-            send_on(broker, BULK_QUEUE, render_document, str(document_id), True)
+            render_bulk_document.send(str(document_id))
         for delivery_id in retry.deliveries:
-            send_on(broker, BULK_DELIVERIES_QUEUE, deliver, str(delivery_id))
+            deliver_bulk.send(str(delivery_id))
     if len(chunk) == FAN_OUT_CHUNK:
         retry_failed_in_batch.send(batch_id, chunk[-1][0], actor)
 

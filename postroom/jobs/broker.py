@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -51,14 +49,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(GiveUp(), before=Retries)
-    for queue_name in QUEUES:  # messages are routed to the bulk queues by name, not by actor
-        broker.declare_queue(queue_name)
     return broker
-
-
-def send_on(broker: dramatiq.Broker, queue_name: str, actor: dramatiq.Actor[Any, Any], *args: object) -> None:
-    """Send a message for ``actor`` on ``queue_name`` instead of the actor's own queue."""
-    broker.enqueue(actor.message(*args).copy(queue_name=queue_name))
 
 
 def install_broker(settings: Settings) -> dramatiq.Broker:
