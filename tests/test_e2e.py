@@ -85,6 +85,22 @@ def submit(api: httpx.Client, body: dict[str, Any], key: str | None = None) -> h
     return api.post("/v1/documents", json=body, headers=headers)
 
 
+BULK_HEADERS = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+
+
+def invoice_lines(count: int, prefix: str, channels: list[str] | None = None) -> list[str]:
+    """``count`` example invoices as NDJSON lines, numbered ``<prefix>-<run>-<n>`` from 1."""
+    run = uuid.uuid4().hex[:8]
+    lines = []
+    for index in range(1, count + 1):
+        body = copy.deepcopy(example("invoice"))
+        body["data"]["number"] = f"{prefix}-{run}-{index:03d}"
+        if channels is not None:
+            body["channels"] = channels
+        lines.append(json.dumps(body))
+    return lines
+
+
 def wait_final(
     api: httpx.Client, document_id: str, timeout: float = 60, letter_shop: LetterShopSimulator | None = None
 ) -> dict[str, Any]:
@@ -483,7 +499,7 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
     lines[11] = '{"type": "invoice", "recipient": '  # cut off
     lines[17] = json.dumps({**example("invoice"), "channels": ["fax"]})
     lines.insert(20, "")  # a blank line is skipped, not rejected
-    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    headers = BULK_HEADERS
 
     def upload() -> Iterator[bytes]:  # streamed in pieces that split lines
         data = ("\n".join(lines) + "\n").encode()
@@ -538,13 +554,7 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
 
 def test_a_finished_run_is_reported_to_its_callback(api: httpx.Client) -> None:
     receiver = CallbackReceiver(answers=[])
-    lines = []
-    for index in range(2):
-        body = copy.deepcopy(example("invoice"))
-        body["data"]["number"] = f"RE-CB-{uuid.uuid4().hex[:8]}-{index}"
-        body["channels"] = ["archive"]
-        lines.append(json.dumps(body))
-    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    lines, headers = invoice_lines(2, "RE-CB", ["archive"]), BULK_HEADERS
     try:
         response = api.post(
             "/v1/batches", params={"callback_url": receiver.url}, content="\n".join(lines), headers=headers
@@ -567,13 +577,7 @@ def test_a_finished_run_is_reported_to_its_callback(api: httpx.Client) -> None:
 def test_a_single_document_overtakes_a_running_bulk_run(api: httpx.Client) -> None:
     """Bulk work has its own queues and yields in the workers: a document submitted while a run
     is being rendered is delivered before the run finishes."""
-    lines = []
-    for index in range(80):
-        body = copy.deepcopy(example("invoice"))
-        body["data"]["number"] = f"RE-Q-{uuid.uuid4().hex[:8]}-{index}"
-        body["channels"] = ["archive"]
-        lines.append(json.dumps(body))
-    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    lines, headers = invoice_lines(80, "RE-Q", ["archive"]), BULK_HEADERS
     run = api.post("/v1/batches", content="\n".join(lines), headers=headers).json()
     deadline = time.monotonic() + 60
     while api.get(f"/v1/batches/{run['id']}", headers=headers).json()["documents"]["delivered"] < 5:
@@ -594,7 +598,7 @@ def test_a_single_document_overtakes_a_running_bulk_run(api: httpx.Client) -> No
 
 def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
     good = json.dumps(example("invoice"))
-    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "application/x-ndjson"}
+    headers = BULK_HEADERS
     response = api.post(
         "/v1/batches?mode=all-or-nothing", content=f"{good}\n[1, 2]\n{good}\n", headers=headers
     )
@@ -611,13 +615,7 @@ def test_batch_submit_uploads_a_file_and_follows_the_run(api: httpx.Client, tmp_
 
     from postroom.cli import main
 
-    run = uuid.uuid4().hex[:8]
-    bodies = []
-    for index in range(3):
-        body = copy.deepcopy(example("invoice"))
-        body["data"]["number"] = f"RE-CLI-{run}-{index}"
-        body["channels"] = ["archive"]
-        bodies.append(json.dumps(body))
+    bodies = invoice_lines(3, "RE-CLI", ["archive"])
     file = tmp_path / "run.ndjson"
     file.write_text("\n".join([*bodies, '{"type": "invoice"}']) + "\n", encoding="utf-8")
     env = {"POSTROOM_API_URL": str(api.base_url), "POSTROOM_API_KEY": BULK_KEY}

@@ -38,7 +38,7 @@ from postroom.settings import ApiKey
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 log = get_logger(__name__)
 
-NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl")
 CHUNK_LINES = 500
 """Lines validated and stored per transaction while the upload streams in."""
 MAX_LINE_BYTES = 1024 * 1024
@@ -83,8 +83,8 @@ def _validate(number: int, raw: bytes, rt: Runtime) -> AcceptedLine | RejectedLi
         return None
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return RejectedLine(number, [{"field": "body", "message": "not a JSON object", "type": "json"}])
+    except ValueError:  # UnicodeDecodeError included
+        body = None
     if not isinstance(body, dict):
         return RejectedLine(number, [{"field": "body", "message": "not a JSON object", "type": "json"}])
     try:
