@@ -3,7 +3,7 @@
 does (see README, "Print channel").
 
 A batch whose PDF is missing or does not match the manifest's SHA-256 or page count is rejected
-as a whole; ``reject_pieces`` makes it reject chosen piece numbers of the next batch.
+as a whole.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +33,6 @@ class ReceivedBatch:
     pdf_sha256: str
     pdf_pages: int
     accepted: bool
-    rejected_pieces: tuple[int, ...]
 
 
 class LetterShopSimulator:
@@ -44,16 +42,10 @@ class LetterShopSimulator:
         self.out, self.ack = root / "out", root / "ack"
         self.interval = interval
         self.received: list[ReceivedBatch] = []
-        self._reject_next: tuple[int, ...] = ()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="letter-shop", daemon=True)
-
-    def reject_pieces(self, pieces: Iterable[int]) -> None:
-        """Reject these piece numbers of the next batch (and accept its others)."""
-        with self._lock:
-            self._reject_next = tuple(pieces)
 
     def batch_with(self, document_id: str) -> ReceivedBatch | None:
         """The batch that held ``document_id``, once taken."""
@@ -81,16 +73,10 @@ class LetterShopSimulator:
             with pikepdf.Pdf.open(pdf) as document:
                 pages = len(document.pages)
         accepted = sha256 == manifest["sha256"] and pages == manifest["pages"]
-        with self._lock:
-            rejected, self._reject_next = (self._reject_next, ()) if accepted else ((), self._reject_next)
-        answer = {
-            "batch": manifest["batch"],
-            "status": "accepted" if accepted else "rejected",
-            "rejected_pieces": list(rejected),
-        }
+        answer = {"batch": manifest["batch"], "status": "accepted" if accepted else "rejected"}
         self.ack.mkdir(parents=True, exist_ok=True)
         write_atomically(self.ack / f"{stem}{ACK_SUFFIX}", json.dumps(answer).encode())
-        batch = ReceivedBatch(stem, manifest, sha256, pages, accepted, rejected)
+        batch = ReceivedBatch(stem, manifest, sha256, pages, accepted)
         with self._lock:
             self._seen.add(stem)
             self.received.append(batch)
