@@ -222,3 +222,59 @@ def batch_submit(file: Path, api_url: str, api_key: str, all_or_nothing: bool, w
             run = client.follow(run, console)
     complete = run["rejected"] == 0 and run["documents"]["delivered"] == run["accepted"]
     sys.exit(0 if complete else 1)
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: messages given up on after their retries or maximum age."""
+
+
+def _dead_letter_broker() -> Any:
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        _fail("POSTROOM_REDIS_URL is not set; dead letters live in Redis")
+    from postroom.jobs import actors  # installs the Redis broker
+
+    return actors.broker
+
+
+@dlq.command("list")
+@click.option("--queue", "queues", multiple=True, help="only these queues (repeatable)")
+def dlq_list(queues: tuple[str, ...]) -> None:
+    """List dead letters, oldest first, one a line (tab-separated): queue, message id, actor,
+    arguments (ids), retries, dead since (UTC)."""
+    from postroom.jobs.broker import QUEUES
+    from postroom.jobs.dead_letters import dead_letters
+
+    broker = _dead_letter_broker()
+    letters = dead_letters(broker.client, queues or QUEUES)
+    for letter in letters:
+        arguments = ",".join(str(arg) for arg in letter.args)
+        click.echo(
+            f"{letter.queue}\t{letter.message_id}\t{letter.actor}\t{arguments}\t{letter.retries}\t"
+            f"{letter.dead_since:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dlq.command("requeue")
+@click.argument("message_ids", nargs=-1)
+@click.option("--queue", "queues", multiple=True, help="only these queues (repeatable)")
+@click.option("--all", "everything", is_flag=True, help="every dead letter (of --queue, if given)")
+def dlq_requeue(message_ids: tuple[str, ...], queues: tuple[str, ...], everything: bool) -> None:
+    """Send dead letters again with fresh retries: the MESSAGE_IDS given, or --all."""
+    from postroom.jobs.broker import QUEUES
+    from postroom.jobs.dead_letters import dead_letters, requeue
+
+    if not message_ids and not everything:
+        _fail("name the message ids to requeue, or pass --all")
+    broker = _dead_letter_broker()
+    letters = [
+        letter
+        for letter in dead_letters(broker.client, queues or QUEUES)
+        if everything or letter.message_id in message_ids
+    ]
+    missing = set(message_ids) - {letter.message_id for letter in letters}
+    if missing:
+        _fail(f"no dead letter {', '.join(sorted(missing))}")
+    console.print(f"{requeue(broker, broker.client, letters)} dead letter(s) sent again")
