@@ -596,6 +596,51 @@ def test_a_single_document_overtakes_a_running_bulk_run(api: httpx.Client) -> No
     assert run["documents"]["delivered"] == 80
 
 
+def test_a_csv_run_goes_through_its_column_mapping(api: httpx.Client) -> None:
+    invoice = example("invoice")
+    mapping = {
+        "type": {"value": "invoice"},
+        "channels": {"value": ["archive"]},
+        "recipient.name": "Kunde",
+        "recipient.street": "Strasse",
+        "recipient.postcode": "PLZ",
+        "recipient.city": "Ort",
+        "data.number": "Rechnungsnummer",
+        "data.issue_date": "Datum",
+        "data.due_date": "Faellig",
+        "data.seller": {"value": invoice["data"]["seller"]},
+        "data.lines[0].description": "Leistung",
+        "data.lines[0].quantity": "Menge",
+        "data.lines[0].unit_price": "Preis",
+        "data.lines[0].tax_rate": {"value": "19"},
+    }
+    run = uuid.uuid4().hex[:8]
+    csv_text = (
+        "Rechnungsnummer,Kunde,Strasse,PLZ,Ort,Datum,Faellig,Leistung,Menge,Preis\n"
+        f'RE-CSV-{run}-1,"Müller, Hans",Hauptstraße 1,50667,Köln,2026-11-20,2026-12-04,Courtage,1,11970.00\n'
+        f"RE-CSV-{run}-2,Erika Beispiel,Ringstraße 2,50668,Köln,2026-11-20,2026-12-04,Courtage,1,12;50\n"
+        f'RE-CSV-{run}-3,Jonas Probe,Weg 3,50669,Köln,2026-11-20,2026-12-04,"Courtage,\nzweizeilig",2,9.00\n'
+    )
+    headers = {"Authorization": f"Bearer {BULK_KEY}", "Content-Type": "text/csv; charset=utf-8"}
+    response = api.post(
+        "/v1/batches", params={"mapping": json.dumps(mapping)}, content=csv_text, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    assert (batch["accepted"], batch["rejected"]) == (2, 1)
+    [rejected] = batch["rejected_lines"]
+    assert rejected["line"] == 3
+    assert rejected["errors"][0]["field"] == "data.lines[0].unit_price"
+    deadline = time.monotonic() + 60
+    while batch["status"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        batch = api.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    assert batch["documents"]["delivered"] == 2
+    without = api.post("/v1/batches", content=csv_text, headers=headers)
+    assert without.status_code == 422
+    assert without.json()["errors"][0]["field"] == "mapping"
+
+
 def test_an_all_or_nothing_run_with_a_bad_line_queues_nothing(api: httpx.Client) -> None:
     good = json.dumps(example("invoice"))
     headers = BULK_HEADERS

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,15 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from postroom.api.auth import require
+from postroom.api.csv_source import (
+    CellError,
+    Column,
+    Constant,
+    MappingError,
+    body_of,
+    csv_rows,
+    parse_mapping,
+)
 from postroom.api.problems import FieldError, ProblemError, validation_problem
 from postroom.api.routes.documents import callback_problems, parse_document_request
 from postroom.core.batches import (
@@ -39,6 +49,7 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 log = get_logger(__name__)
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl")
+CSV_TYPE = "text/csv"
 CHUNK_LINES = 500
 """Lines validated and stored per transaction while the upload streams in."""
 MAX_LINE_BYTES = 1024 * 1024
@@ -77,14 +88,52 @@ async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes]]:
         yield number + 1, pending
 
 
-def _validate(number: int, raw: bytes, rt: Runtime) -> AcceptedLine | RejectedLine | None:
-    """One line checked as ``POST /v1/documents`` checks a body; ``None`` for a blank line."""
-    if not raw.strip():
-        return None
-    try:
-        body = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
-        body = None
+def _ndjson_bodies(lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[tuple[int, object]]:
+    """``(line, body)`` of each non-blank NDJSON line; a body that is not JSON is ``None``."""
+
+    async def bodies() -> AsyncIterator[tuple[int, object]]:
+        async for number, raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                yield number, json.loads(raw)
+            except ValueError:  # UnicodeDecodeError included
+                yield number, None
+
+    return bodies()
+
+
+def _csv_bodies(
+    lines: AsyncIterator[tuple[int, bytes]], mapping: dict[str, Column | Constant]
+) -> AsyncIterator[tuple[int, object]]:
+    """``(line, body)`` of each CSV row through the column mapping; an unreadable row is an
+    :class:`Unreadable` naming why."""
+
+    async def bodies() -> AsyncIterator[tuple[int, object]]:
+        async for number, row in csv_rows(lines):
+            if row is None:
+                yield number, Unreadable("row", "not a CSV row with the header's columns")
+                continue
+            try:
+                yield number, body_of(row, mapping)
+            except CellError as error:
+                yield number, Unreadable("row", str(error))
+
+    return bodies()
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A line that yields no request body at all."""
+
+    field: str
+    message: str
+
+
+def _validate(number: int, body: object, rt: Runtime) -> AcceptedLine | RejectedLine:
+    """One line's body checked as ``POST /v1/documents`` checks a body."""
+    if isinstance(body, Unreadable):
+        return RejectedLine(number, [{"field": body.field, "message": body.message, "type": "format"}])
     if not isinstance(body, dict):
         return RejectedLine(number, [{"field": "body", "message": "not a JSON object", "type": "json"}])
     try:
@@ -94,8 +143,8 @@ def _validate(number: int, raw: bytes, rt: Runtime) -> AcceptedLine | RejectedLi
         return RejectedLine(number, [error.model_dump() for error in errors])
 
 
-def _store(rt: Runtime, batch_id: uuid.UUID, lines: list[tuple[int, bytes]]) -> None:
-    checked = [result for number, raw in lines if (result := _validate(number, raw, rt)) is not None]
+def _store(rt: Runtime, batch_id: uuid.UUID, lines: list[tuple[int, object]]) -> None:
+    checked = [_validate(number, body, rt) for number, body in lines]
     with rt.db.session() as session:
         add_lines(
             session,
@@ -114,8 +163,13 @@ async def create_batch(
     callback_url: Annotated[
         str | None, Query(max_length=2000, description="POSTed a signed event when the run finishes")
     ] = None,
+    mapping: Annotated[
+        str | None,
+        Query(max_length=100_000, description="CSV only: JSON object from request field path to column"),
+    ] = None,
 ) -> BatchView:
-    """Accept a bulk run: NDJSON, one ``POST /v1/documents`` body per line, streamed.
+    """Accept a bulk run, streamed: NDJSON, one ``POST /v1/documents`` body per line, or CSV, one
+    document per row, with ``mapping`` naming the column (or constant) of each request field.
 
     Each line is validated on its own; rejected lines are reported with their number and the
     invalid fields while the valid ones proceed (``mode=all-or-nothing``: nothing proceeds
@@ -123,11 +177,26 @@ async def create_batch(
     """
     rt: Runtime = request.app.state.runtime
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in NDJSON_TYPES:
+    if media_type == CSV_TYPE:
+        if mapping is None:
+            raise validation_problem(
+                [FieldError(field="mapping", message="a CSV run needs a column mapping", type="missing")]
+            )
+        try:
+            columns = parse_mapping(mapping)
+        except MappingError as error:
+            raise validation_problem(
+                [FieldError(field="mapping", message=str(error), type="mapping")]
+            ) from None
+        bodies = _csv_bodies(_lines(request), columns)
+    elif media_type in NDJSON_TYPES:
+        bodies = _ndjson_bodies(_lines(request))
+    else:
         raise ProblemError(
             415,
             "Unsupported media type",
-            f"send the run as {NDJSON_TYPES[0]} (one JSON document request per line)",
+            f"send the run as {NDJSON_TYPES[0]} (one JSON document request per line) or as {CSV_TYPE}"
+            " with a column mapping",
             slug="unsupported-media-type",
         )
     if callback_url is not None and (problems := callback_problems(callback_url, rt)):
@@ -136,14 +205,14 @@ async def create_batch(
         batch_id = open_batch(
             session,
             api_key_id=key.id,
-            source_format="ndjson",
+            source_format="csv" if media_type == CSV_TYPE else "ndjson",
             all_or_nothing=mode == "all-or-nothing",
             callback_url=callback_url,
         )
     try:
-        chunk: list[tuple[int, bytes]] = []
-        async for number, raw in _lines(request):
-            chunk.append((number, raw))
+        chunk: list[tuple[int, object]] = []
+        async for number, body in bodies:
+            chunk.append((number, body))
             if len(chunk) == CHUNK_LINES:
                 await asyncio.to_thread(_store, rt, batch_id, chunk)
                 chunk = []
