@@ -88,38 +88,30 @@ async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes]]:
         yield number + 1, pending
 
 
-def _ndjson_bodies(lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[tuple[int, object]]:
+async def _ndjson_bodies(lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[tuple[int, object]]:
     """``(line, body)`` of each non-blank NDJSON line; a body that is not JSON is ``None``."""
-
-    async def bodies() -> AsyncIterator[tuple[int, object]]:
-        async for number, raw in lines:
-            if not raw.strip():
-                continue
-            try:
-                yield number, json.loads(raw)
-            except ValueError:  # UnicodeDecodeError included
-                yield number, None
-
-    return bodies()
+    async for number, raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw)
+        except ValueError:  # UnicodeDecodeError included
+            yield number, None
 
 
-def _csv_bodies(
+async def _csv_bodies(
     lines: AsyncIterator[tuple[int, bytes]], mapping: dict[str, Column | Constant]
 ) -> AsyncIterator[tuple[int, object]]:
     """``(line, body)`` of each CSV row through the column mapping; an unreadable row is an
     :class:`Unreadable` naming why."""
-
-    async def bodies() -> AsyncIterator[tuple[int, object]]:
-        async for number, row in csv_rows(lines):
-            if row is None:
-                yield number, Unreadable("row", "not a CSV row with the header's columns")
-                continue
-            try:
-                yield number, body_of(row, mapping)
-            except CellError as error:
-                yield number, Unreadable("row", str(error))
-
-    return bodies()
+    async for number, row in csv_rows(lines):
+        if row is None:
+            yield number, Unreadable("row", "not a CSV row with the header's columns")
+            continue
+        try:
+            yield number, body_of(row, mapping)
+        except CellError as error:
+            yield number, Unreadable("row", str(error))
 
 
 @dataclass(frozen=True, slots=True)
