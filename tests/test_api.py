@@ -177,6 +177,18 @@ def test_health_and_readiness(api: TestClient) -> None:
     assert ready.json()["channels"] == {"email": "ok", "print": "ok"}
 
 
+def test_metrics_report_the_hub_state_without_personal_data(api: TestClient) -> None:
+    accepted = api.post("/v1/documents", json=unique_invoice(), headers=WRITER)
+    assert accepted.status_code == 202
+    answer = api.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert 'postroom_documents{status="queued",type="invoice"}' in text
+    assert 'postroom_queue_depth{queue="bulk"}' in text
+    assert "Mustermann" not in text
+
+
 def test_unknown_template_version_is_422(api: TestClient) -> None:
     body = unique_invoice()
     body["template"] = "invoice@99"

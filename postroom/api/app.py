@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from postroom import __version__
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
-from postroom.api.routes import admin, batches, catalogue, documents, health, templates, webhooks
+from postroom.api.routes import admin, batches, catalogue, documents, health, metrics, templates, webhooks
 from postroom.runtime import Runtime, runtime
 
 DESCRIPTION = """\
@@ -45,10 +45,11 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.state.ping_broker = ping_broker
     app.state.expand_batch = expand_batch
     app.state.broker = actors.broker
+    app.state.metrics = metrics.metrics_registry(app.state.runtime, actors.broker)
     app.state.retry_batch = retry_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, batches, catalogue, templates, webhooks, admin, health):
+    for module in (documents, batches, catalogue, templates, webhooks, admin, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     return app
