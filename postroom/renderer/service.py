@@ -97,11 +97,11 @@ class Renderer:
         timestamp: datetime,
         engine: str | None = None,
     ) -> Rendering:
-        """Render each of ``variants`` once.
+        """Render each of ``variants`` once (the e-mail variant as the archive variant, see
+        :data:`RENDERED_AS`).
 
-        For a voucher type (``doc_type.einvoice``) the archive and e-mail variants carry
-        its EN 16931 CII XML as ``factur-x.xml``; the XML is built once per call. The
-        print variant carries none.
+        For a voucher type (``doc_type.einvoice``) the archive variant carries its EN 16931 CII
+        XML as ``factur-x.xml``; the print variant carries none.
         """
         from postroom.einvoice.cii import cii_document
         from postroom.einvoice.embed import embed_cii
@@ -110,22 +110,16 @@ class Renderer:
         context = doc_type.context(request)
         renderer = self.engines[template.engine]
         requested = list(dict.fromkeys(variants))
-        einvoice_variants: tuple[Variant, ...] = ("archive", "email")
-        einvoice = (
-            cii_document(doc_type.einvoice(request))
-            if doc_type.einvoice is not None and any(variant in einvoice_variants for variant in requested)
-            else None
-        )
-        pdfs: dict[Variant, RenderedPdf] = {}
         made: dict[Variant, RenderedPdf] = {}
-        for variant in requested:
-            source = RENDERED_AS.get(variant, variant)
-            if source not in made:
-                data = renderer.render(template, context, source, timestamp=timestamp)
-                if einvoice is not None and source in einvoice_variants:
-                    data = embed_cii(data, einvoice, modified=timestamp)
-                made[source] = RenderedPdf(
-                    variant=source, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
-                )
-            pdfs[variant] = dataclasses.replace(made[source], variant=variant)
+        for source in dict.fromkeys(RENDERED_AS.get(variant, variant) for variant in requested):
+            data = renderer.render(template, context, source, timestamp=timestamp)
+            if source == "archive" and doc_type.einvoice is not None:
+                data = embed_cii(data, cii_document(doc_type.einvoice(request)), modified=timestamp)
+            made[source] = RenderedPdf(
+                variant=source, data=data, sha256=hashlib.sha256(data).hexdigest(), pages=page_count(data)
+            )
+        pdfs = {
+            variant: dataclasses.replace(made[RENDERED_AS.get(variant, variant)], variant=variant)
+            for variant in requested
+        }
         return Rendering(template=template, pdfs=pdfs)
