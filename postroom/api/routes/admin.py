@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,17 +16,6 @@ from postroom.settings import ApiKey
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 log = get_logger(__name__)
-
-
-class DeadLetterView(BaseModel):
-    """A message given up on: where it was, what it was for (ids only), since when."""
-
-    queue: str
-    message_id: str
-    actor: str
-    args: list[Any]
-    retries: int
-    dead_since: datetime
 
 
 class RequeueRequest(BaseModel):
@@ -51,13 +39,12 @@ def _client(request: Request) -> Any:
     return client
 
 
-@router.get("/dead-letters", response_model=list[DeadLetterView])
+@router.get("/dead-letters", response_model=list[DeadLetter])
 def list_dead_letters(
     request: Request, _: Annotated[ApiKey, Depends(require("admin"))], queue: str | None = None
-) -> list[DeadLetterView]:
-    """Dead letters, oldest first (optionally of one queue)."""
-    letters = dead_letters(_client(request), [queue] if queue else QUEUES)
-    return [DeadLetterView.model_validate(letter, from_attributes=True) for letter in letters]
+) -> list[DeadLetter]:
+    """Dead letters, oldest first (optionally of one queue): where, for what (ids only), since when."""
+    return dead_letters(_client(request), [queue] if queue else QUEUES)
 
 
 @router.post("/dead-letters/requeue", response_model=RequeueResult)
