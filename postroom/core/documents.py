@@ -101,9 +101,14 @@ def request_fingerprint(request: DocumentRequest) -> str:
 
 
 def new_document(
-    request: DocumentRequest, *, api_key_id: str, idempotency_key: str | None = None
+    request: DocumentRequest,
+    *,
+    api_key_id: str,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
 ) -> Document:
-    """The ``queued`` row of a validated request (not yet added to a session)."""
+    """The ``queued`` row of a validated request (not yet added to a session); ``fingerprint``
+    is its :func:`request_fingerprint` when the caller has it already."""
     document = Document(
         id=uuid.uuid4(),
         type=request.type,
@@ -120,7 +125,7 @@ def new_document(
         callback_url=str(request.callback_url) if request.callback_url else None,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
-        request_sha256=request_fingerprint(request),
+        request_sha256=fingerprint or request_fingerprint(request),
         customer_ref=request.recipient.customer_number,
     )
     total = document_type(request.type).total(request)
@@ -141,7 +146,9 @@ def submit_document(
         existing = _by_idempotency_key(session, api_key_id, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
-    document = new_document(request, api_key_id=api_key_id, idempotency_key=idempotency_key)
+    document = new_document(
+        request, api_key_id=api_key_id, idempotency_key=idempotency_key, fingerprint=fingerprint
+    )
     try:
         with session.begin_nested():
             session.add(document)
