@@ -17,6 +17,8 @@ command -v soffice >/dev/null || missing+=(libreoffice-writer-nogui)
 /usr/bin/python3 -c 'import uno' 2>/dev/null || missing+=(python3-uno)
 # print channel: DataMatrix inserter codes (pylibdmtx loads libdmtx).
 ldconfig -p | grep -q 'libdmtx.so' || missing+=(libdmtx0b)
+# Browser tests and the benchmark's peer: Chromium driven through Playwright (no bundled browser).
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
