@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,20 @@ KEY = "bench-secret"
 INVOICE = json.loads((PROJECT_ROOT / "examples" / "invoice.json").read_text(encoding="utf-8"))
 
 
+@dataclass(frozen=True)
+class Hub:
+    """A running hub: an authenticated client to its API, its processes, SMTP sink and working folder."""
+
+    api: httpx.Client
+    topology: Topology
+    sink: SmtpSink
+    var: Path
+
+
 @contextmanager
-def running_hub(processes: int, threads: int) -> Iterator[tuple[httpx.Client, SmtpSink]]:
-    """API and workers on private PostgreSQL, Redis and SMTP sink; an authenticated client to the API."""
+def running_hub(processes: int, threads: int) -> Iterator[Hub]:
+    """API and workers on private PostgreSQL, Redis and SMTP sink, a local archive folder and the
+    print hot folder under a temporary working folder."""
     with tempfile.TemporaryDirectory(prefix="postroom-bench-") as folder:
         var = Path(folder)
         with PostgresProcess() as postgres, RedisProcess() as redis, SmtpSink(var / "outbox") as sink:
@@ -47,17 +59,19 @@ def running_hub(processes: int, threads: int) -> Iterator[tuple[httpx.Client, Sm
                 "POSTROOM_ARCHIVE_URL": (var / "archive").as_uri(),
                 "POSTROOM_SMTP_URL": sink.url,
                 "POSTROOM_LOG_LEVEL": "WARNING",
+                "POSTROOM_PRINT_ACK_POLL_SECONDS": "2",  # the simulated letter shop answers at once
                 "POSTROOM_API_KEYS": json.dumps([{"id": "bench", "secret": KEY, "scopes": ["admin"]}]),
             }
             topology = Topology(env, var / "logs", worker_processes=processes, worker_threads=threads)
             headers = {"Authorization": f"Bearer {KEY}"}
             with topology, httpx.Client(base_url=topology.api_url, headers=headers, timeout=60) as api:
-                yield api, sink
+                yield Hub(api, topology, sink, var)
 
 
 def run(count: int, processes: int, threads: int) -> dict[str, Any]:
     """Submit ``count`` invoices (e-mail + archive) and wait until every one is final."""
-    with running_hub(processes, threads) as (api, sink):
+    with running_hub(processes, threads) as hub:
+        api, sink = hub.api, hub.sink
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
             ids = list(pool.map(lambda index: _submit(api, index), range(count)))

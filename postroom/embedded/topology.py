@@ -33,11 +33,19 @@ class Topology:
         """Base URL of the API."""
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _commands(self) -> dict[str, list[str]]:
+        workers = ["--processes", str(self.worker_processes), "--threads", str(self.worker_threads)]
+        return {
+            "api": ["serve", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            "worker": ["worker", *workers],
+            "scheduler": ["scheduler"],
+        }
+
+    def _spawn(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("ab") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "postroom", *args],
+                [sys.executable, "-m", "postroom", *self._commands()[name]],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -47,22 +55,30 @@ class Topology:
 
     def start(self, timeout: float = 60.0) -> Topology:
         """Start API and workers; return once the API reports ready."""
-        self._spawn("api", "serve", "--host", "127.0.0.1", "--port", str(self.api_port))
-        self._spawn(
-            "worker",
-            "worker",
-            "--processes",
-            str(self.worker_processes),
-            "--threads",
-            str(self.worker_threads),
-        )
-        self._spawn("scheduler", "scheduler")
+        for name in self._commands():
+            self._spawn(name)
         try:
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def pid(self, name: str) -> int:
+        """Process id of the running child ``name`` (``api``, ``worker`` or ``scheduler``)."""
+        return next(child.pid for child_name, child in self._children if child_name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the child ``name`` and every process it started, as a crash or OOM kill would."""
+        for child_name, child in list(self._children):
+            if child_name == name:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                self._children.remove((child_name, child))
+
+    def restart(self, name: str) -> None:
+        """Start the child ``name`` again (after :meth:`kill`)."""
+        self._spawn(name)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
