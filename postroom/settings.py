@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: int = 300
     job_max_retries: int = 8
     job_max_age_seconds: int = 24 * 3600
+    # A worker silent for this long is taken for dead: the messages it held go back to their queue.
+    worker_heartbeat_timeout_seconds: float = Field(default=60.0, ge=1)
+    # Out of a million queue commands, how many also look for dead workers (Dramatiq's maintenance).
+    queue_maintenance_chance: int = Field(default=1000, ge=1, le=1_000_000)
     purge_failed_after_hours: int = Field(default=30 * 24, ge=1)
     channel_fallbacks: dict[str, str] = {"email": "print", "eletter": "print"}
     # e-letter: a hybrid-mail provider's REST API (postroom.channels.eletter documents the protocol);

@@ -306,24 +306,30 @@ def fail_document(session: Session, document_id: uuid.UUID, code: str, detail: s
     move_document(document, DocumentStatus.FAILED)
 
 
-def claim_for_sending(session: Session, delivery_id: uuid.UUID, lease: timedelta) -> Delivery | None:
-    """Take a delivery for one attempt: ``sending``, attempt counted, leased for ``lease``.
+def claim_for_sending(
+    session: Session, delivery_id: uuid.UUID, lease: timedelta, holder: str | None = None
+) -> Delivery | None:
+    """Take a delivery for one attempt: ``sending``, attempt counted, leased for ``lease`` to
+    ``holder`` (the job message's id).
 
     Returns ``None`` when there is nothing to send: the delivery is unknown, already
     sent (awaiting confirmation) or final. A delivery in ``sending`` whose lease ran
     out belonged to a worker that failed or died and is attempted again; one whose
-    lease still runs is being sent right now, which raises :class:`DeliveryBusy`.
+    lease still runs is being sent right now, which raises :class:`DeliveryBusy`, unless
+    ``holder`` holds it: the queue hands a message out again only once the worker that had
+    it stopped sending heartbeats, so its attempt died with that worker.
     """
     delivery = locked_delivery(session, delivery_id)
     if delivery is None or delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
         return None
     now = utcnow()
-    if delivery.lease_expires_at is not None and delivery.lease_expires_at > now:
+    leased = delivery.lease_expires_at is not None and delivery.lease_expires_at > now
+    if leased and (holder is None or delivery.lease_holder != holder):
         raise DeliveryBusy(f"delivery {delivery_id} is being sent by another worker")
     if delivery.status is DeliveryStatus.PENDING:
         move_delivery(delivery, DeliveryStatus.SENDING)
     delivery.attempts += 1
-    delivery.lease_expires_at = now + lease
+    delivery.lease_expires_at, delivery.lease_holder = now + lease, holder
     return delivery
 
 
@@ -341,7 +347,7 @@ def record_handoff(
     """
     delivery = locked_delivery(session, delivery_id)
     assert delivery is not None
-    delivery.lease_expires_at = None
+    delivery.lease_expires_at = delivery.lease_holder = None
     if delivery.status is DeliveryStatus.SENDING:
         delivery.external_ref = external_ref
         delivery.error_code = delivery.error_detail = None
@@ -373,7 +379,7 @@ def note_delivery_error(session: Session, delivery_id: uuid.UUID, code: str, det
     delivery = locked_delivery(session, delivery_id)
     if delivery is not None and delivery.status not in FINAL_DELIVERY_STATES:
         delivery.error_code, delivery.error_detail = code, detail
-        delivery.lease_expires_at = None
+        delivery.lease_expires_at = delivery.lease_holder = None
         note_delivery_event(delivery, "deferred", code)
 
 
@@ -404,7 +410,7 @@ def fail_delivery(
     if delivery is None or delivery.status in FINAL_DELIVERY_STATES:
         return None
     delivery.error_code, delivery.error_detail = code, detail
-    delivery.lease_expires_at = None
+    delivery.lease_expires_at = delivery.lease_holder = None
     move_delivery(delivery, DeliveryStatus.FAILED, "failed", code)
     replacement = _fallback_for(delivery, (fallbacks or {}).get(delivery.channel))
     if replacement is not None:

@@ -161,6 +161,8 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     lease_expires_at: Mapped[datetime | None]
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    """The job message attempting the delivery while the lease runs (see ``claim_for_sending``)."""
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
     replaces_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -76,8 +76,18 @@ class Topology:
                 child.wait()
                 self._children.remove((child_name, child))
 
+    def wait_exited(self, name: str, timeout: float = 30.0) -> int:
+        """Wait until the child ``name`` exits by itself; its exit code. It is forgotten, so
+        :meth:`restart` can start it again."""
+        for child_name, child in list(self._children):
+            if child_name == name:
+                code = child.wait(timeout)
+                self._children.remove((child_name, child))
+                return code
+        raise LookupError(f"no running child {name!r}")
+
     def restart(self, name: str) -> None:
-        """Start the child ``name`` again (after :meth:`kill`)."""
+        """Start the child ``name`` again (after :meth:`kill` or :meth:`wait_exited`)."""
         self._spawn(name)
 
     def _wait_ready(self, timeout: float) -> None:

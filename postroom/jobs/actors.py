@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import dramatiq
 from dramatiq.actor import ActorDecorator
+from dramatiq.middleware import CurrentMessage
 
 from postroom.channels.base import DeliveryDeferred
 from postroom.core import batches
@@ -105,8 +106,10 @@ def _maintenance_given_up(*args: str, error: BaseException | None) -> None:
 
 
 def _deliver(delivery_id: str) -> None:
+    message = CurrentMessage.get_current_message()
+    holder = message.message_id if message is not None else None
     try:
-        document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id))
+        document_id = delivery.deliver(runtime(), uuid.UUID(delivery_id), holder)
     except DeliveryDeferred as error:
         retry_after = getattr(error, "retry_after", None)
         if retry_after:

@@ -43,7 +43,10 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
         )
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            client=client, namespace=NAMESPACE, heartbeat_timeout=60_000
+            client=client,
+            namespace=NAMESPACE,
+            heartbeat_timeout=int(settings.worker_heartbeat_timeout_seconds * 1000),
+            maintenance_chance=settings.queue_maintenance_chance,
         )
     else:
         broker = StubBroker()

@@ -26,15 +26,17 @@ class SpoolMismatch(PermanentError):
     code = "spool_mismatch"
 
 
-def deliver(rt: Runtime, delivery_id: uuid.UUID) -> uuid.UUID | None:
+def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> uuid.UUID | None:
     """Send one delivery; transient errors are recorded and re-raised for the job's retry.
 
-    Returns the document id when this hand-off made the document final.
+    ``holder`` is the job message's id: its redelivery after a worker died takes the lease over
+    (see :func:`~postroom.core.documents.claim_for_sending`). Returns the document id when this
+    hand-off made the document final.
     """
     # The lease outlasts the actor's time limit, so a live attempt never loses it.
     lease = timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
     with rt.db.session() as session:
-        delivery = claim_for_sending(session, delivery_id, lease)
+        delivery = claim_for_sending(session, delivery_id, lease, holder)
         if delivery is None:
             return None
         document = delivery.document
