@@ -78,7 +78,7 @@ def topology(hub_env: dict[str, str], logs: Path, provider: ELetterProvider) -> 
         "POSTROOM_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "5",
         "POSTROOM_QUEUE_MAINTENANCE_CHANCE": "100000",
     }
-    hub = Topology(env, logs, worker_processes=1, worker_threads=2)
+    hub = Topology(env, logs, worker_processes=2, worker_threads=2)
     provider.webhook_url = f"{hub.api_url}/v1/webhooks/eletter/pingen"
     with hub:
         yield hub
@@ -663,8 +663,7 @@ def test_a_worker_killed_mid_run_neither_loses_nor_repeats_a_letter(
     while api.get(f"/v1/batches/{run['id']}", headers=BULK_HEADERS).json()["documents"]["delivered"] < 10:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    [process] = psutil.Process(topology.pid("worker")).children()
-    process.kill()
+    psutil.Process(topology.pid("worker")).children()[0].kill()
     assert topology.wait_exited("worker") != 0
     killed_at = api.get(f"/v1/batches/{run['id']}", headers=BULK_HEADERS).json()["documents"]
     assert killed_at["delivered"] < count
