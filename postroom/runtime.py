@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
+import redis
+
 from postroom.channels.archive import ArchiveChannel, ArchiveStore, open_archive_store
 from postroom.channels.base import Channel
 from postroom.channels.eletter import ELetterChannel
@@ -14,6 +16,7 @@ from postroom.channels.printing.letter_shop import LetterShop, open_letter_shop
 from postroom.core.db import Database, database
 from postroom.core.documents import Fallback
 from postroom.core.spool import Spool
+from postroom.jobs.throttle import ChannelThrottle
 from postroom.renderer.service import Renderer
 from postroom.renderer.uploads import UploadedTemplates
 from postroom.settings import Settings, get_settings
@@ -43,6 +46,18 @@ class Runtime:
         )
         renderer.templates.attach(UploadedTemplates(self.db, settings.template_cache_path))
         return renderer
+
+    @cached_property
+    def throttle(self) -> ChannelThrottle:
+        """The channels' shared send rates (see :mod:`postroom.jobs.throttle`)."""
+        client = None
+        if self.settings.redis_url:
+            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        return ChannelThrottle(
+            client,
+            self.settings.channel_rate_limits,
+            max_wait_seconds=self.settings.channel_rate_wait_seconds,
+        )
 
     @cached_property
     def archive(self) -> ArchiveStore:

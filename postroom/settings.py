@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     queue_maintenance_chance: int = Field(default=1000, ge=1, le=1_000_000)
     purge_failed_after_hours: int = Field(default=30 * 24, ge=1)
     channel_fallbacks: dict[str, str] = {"email": "print", "eletter": "print"}
+    # Sends per second per channel across all workers (Redis); a channel not named is not limited.
+    channel_rate_limits: dict[str, Annotated[int, Field(ge=1)]] = {"email": 50, "eletter": 10}
+    # How long a worker waits for a free slot before the delivery is retried later.
+    channel_rate_wait_seconds: float = Field(default=5.0, ge=0)
     # e-letter: a hybrid-mail provider's REST API (postroom.channels.eletter documents the protocol);
     # the channel exists only when eletter_url is set. Webhooks arrive at /v1/webhooks/eletter/<provider>.
     eletter_url: str | None = None

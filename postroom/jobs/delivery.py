@@ -71,6 +71,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
             sha256=expected_sha256,
             print_group=print_group,
         )
+        rt.throttle.wait(channel_name)
         receipt = asyncio.run(rt.channels[channel_name].send(handoff))
     except PermanentError:
         raise
