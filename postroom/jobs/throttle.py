@@ -36,7 +36,7 @@ class ChannelThrottle:
         """Without a Redis ``client`` (the embedded demo without Redis) nothing is limited."""
         self.limiters: dict[str, WindowRateLimiter] = {}
         if client is not None:
-            backend = RedisBackend(client=client)  # type: ignore[no-untyped-call]
+            backend = RedisBackend(client=client)
             self.limiters = {
                 channel: WindowRateLimiter(backend, KEY_PREFIX + channel, limit=limit, window=1)  # type: ignore[no-untyped-call]
                 for channel, limit in limits.items()
