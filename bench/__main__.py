@@ -13,20 +13,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import pipeline, print_batch, render
+from bench import bulk, chromium, pipeline, print_batch, render, report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="postroom bench")
-    for column in ("case", "n", "docs/s", "mean ms", "p50 ms", "p95 ms", "notes"):
+    for column in ("case", "n", "docs/s", "docs/CPU-s", "mean ms", "p50 ms", "p95 ms", "notes"):
         table.add_column(column, justify="left" if column in ("case", "notes") else "right")
     for row in rows:
         table.add_row(
             row["name"],
             str(row["count"]),
             f"{row['docs_per_second']:.1f}",
+            f"{row['docs_per_cpu_second']:.1f}" if "docs_per_cpu_second" in row else "",
             f"{row['mean_ms']:.2f}" if "mean_ms" in row else "",
             f"{row['p50_ms']:.1f}" if row.get("p50_ms") is not None else "",
             f"{row['p95_ms']:.1f}" if row.get("p95_ms") is not None else "",
@@ -39,10 +40,63 @@ def _table(rows: list[dict[str, Any]]) -> Table:
                     "emails",
                     "total_seconds",
                     "peak_rss_mb",
+                    "peak_rss_api_mb",
+                    "peak_rss_worker_mb",
+                    "ratio_to_chromium",
                     "file_mb",
                 )
                 if key in row
             ),
+        )
+    return table
+
+
+def issue_targets(rows: list[dict[str, Any]], bulk_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures the benchmark is held to, each with its target."""
+
+    def row(prefix: str) -> dict[str, Any]:
+        return next(r for r in rows if r["name"].startswith(prefix))
+
+    typst = row("cpu: reference invoice (typst")
+    pure = row("render reference_invoice (typst, archive + print)")
+    small, large, single = bulk_rows[0], bulk_rows[-2], bulk_rows[-1]
+    two_processes = 2 * pure["docs_per_second"]
+    return [
+        {
+            "figure": "Typst vs Chromium, docs per CPU-second",
+            "value": typst["ratio_to_chromium"],
+            "target": ">= 3.0",
+            "met": typst["ratio_to_chromium"] >= 3.0,
+        },
+        {
+            "figure": f"bulk run of {large['count']} vs two processes' pure rendering "
+            f"({two_processes:.1f} docs/s)",
+            "value": large["docs_per_second"] / two_processes,
+            "target": ">= 0.85",
+            "met": large["docs_per_second"] / two_processes >= 0.85,
+        },
+        {
+            "figure": f"worker RSS growth, {small['count']} to {large['count']} documents (MB)",
+            "value": large["peak_rss_worker_mb"] - small["peak_rss_worker_mb"],
+            "target": "< 50",
+            "met": large["peak_rss_worker_mb"] - small["peak_rss_worker_mb"] < 50,
+        },
+        {
+            "figure": f"two worker processes vs one, {small['count']} documents",
+            "value": small["docs_per_second"] / single["docs_per_second"],
+            "target": ">= 1.8",
+            "met": small["docs_per_second"] / single["docs_per_second"] >= 1.8,
+        },
+    ]
+
+
+def _targets_table(targets: list[dict[str, Any]]) -> Table:
+    table = Table(title="targets")
+    for column in ("figure", "value", "target", "met"):
+        table.add_column(column)
+    for target in targets:
+        table.add_row(
+            target["figure"], f"{target['value']:.2f}", target["target"], "yes" if target["met"] else "no"
         )
     return table
 
@@ -66,6 +120,15 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)
     parser.add_argument(
+        "--cpu-renders", type=int, default=100, help="renders per engine for docs per CPU-second"
+    )
+    parser.add_argument(
+        "--bulk",
+        type=_sizes,
+        default="1000,10000",
+        help="bulk run sizes with two worker processes; the first is also run with one",
+    )
+    parser.add_argument(
         "--print-pieces",
         type=_sizes,
         default="1000,10000",
@@ -73,14 +136,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    console = Console(width=150)
+    console = Console(width=170)
     rows = render.run(args.renders, args.engine_renders)
+    rows += chromium.run(args.cpu_renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
-    rows += print_batch.run(args.print_pieces)
+    bulk_rows = [bulk.run(size, processes=2) for size in args.bulk]
+    bulk_rows.append(bulk.run(args.bulk[0], processes=1))
+    rows += bulk_rows + print_batch.run(args.print_pieces)
+    targets = issue_targets(rows, bulk_rows)
     console.print(_table(rows))
     RESULTS.mkdir(exist_ok=True)
     at = datetime.now(UTC)
-    report = {
+    summary = {
         "at": at.isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
@@ -88,10 +155,15 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "results": rows,
+        "targets": targets,
     }
     for path in (RESULTS / f"bench-{at:%Y%m%dT%H%M%SZ}.json", RESULTS / "latest.json"):
-        path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-    console.print(f"written to {os.path.relpath(RESULTS / 'latest.json')}")
+        path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    written = report.write(rows, RESULTS, f"bench-{at:%Y%m%dT%H%M%SZ}")
+    console.print(_targets_table(targets))
+    console.print(
+        f"written to {os.path.relpath(RESULTS / 'latest.json')}, {os.path.relpath(written['markdown'])}"
+    )
 
 
 if __name__ == "__main__":
