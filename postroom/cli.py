@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -92,6 +93,18 @@ def worker(processes: int, threads: int) -> None:
     if not settings.redis_url:
         _fail("POSTROOM_REDIS_URL is not set; workers consume from Redis (or run 'postroom demo')")
     _channels_or_exit(settings)
+    if settings.worker_metrics_port:
+        # Dramatiq's Prometheus middleware reads these when the worker module loads; every worker
+        # process writes its samples into the directory, emptied here so no dead process counts.
+        metrics_dir = settings.var_dir / "worker-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ.update(
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            dramatiq_prom_db=str(metrics_dir),
+            dramatiq_prom_host=settings.worker_metrics_host,
+            dramatiq_prom_port=str(settings.worker_metrics_port),
+        )
     args = [
         sys.executable,
         "-m",

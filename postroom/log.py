@@ -46,3 +46,11 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger named after its module."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+def bind_ids(**ids: object) -> None:
+    """Bind ids (document, batch, delivery) to every later log line of this job or request;
+    ``None`` values are left out. Workers clear them when the next message starts."""
+    structlog.contextvars.bind_contextvars(
+        **{name: str(value) for name, value in ids.items() if value is not None}
+    )

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: int = 300
     job_max_retries: int = 8
     job_max_age_seconds: int = 24 * 3600
+    # `postroom worker` serves its Prometheus metrics here (GET /metrics); port 0 turns it off.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     # A worker silent for this long is taken for dead: the messages it held go back to their queue.
     worker_heartbeat_timeout_seconds: float = Field(default=60.0, ge=1)
     # Out of a million queue commands, how many also look for dead workers (Dramatiq's maintenance).

@@ -30,9 +30,11 @@ from pypdf import PdfReader
 
 from postroom.embedded.eletter_provider import ELetterProvider
 from postroom.embedded.letter_shop import LetterShopSimulator
+from postroom.embedded.ports import free_port
 from postroom.embedded.postgres import PostgresProcess
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.embedded.topology import Topology
+from postroom.tracing import TraceParent
 from postroom.webhooks import verify
 from tests.conftest import (
     ARCHIVE_BUCKET,
@@ -78,6 +80,7 @@ def topology(hub_env: dict[str, str], logs: Path, provider: ELetterProvider) -> 
         # A killed worker's messages come back within seconds, not the production minute.
         "POSTROOM_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "5",
         "POSTROOM_QUEUE_MAINTENANCE_CHANCE": "100000",
+        "POSTROOM_WORKER_METRICS_PORT": str(free_port()),
     }
     hub = Topology(env, logs, worker_processes=2, worker_threads=2)
     provider.webhook_url = f"{hub.api_url}/v1/webhooks/eletter/pingen"
@@ -194,6 +197,44 @@ def test_invoice_reaches_archive_and_email(
     assert again.json()["status"] == "delivered"
     time.sleep(1)
     assert len(messages_for(smtp_sink, document_id)) == 1
+
+
+def test_the_callers_trace_and_the_worker_metrics_follow_a_document(
+    api: httpx.Client, topology: Topology, logs: Path
+) -> None:
+    """A W3C ``traceparent`` sent with the request is answered, carried into the jobs and logged
+    with the document's id by the worker; the worker's metrics count the render and the hand-off."""
+    trace_id = uuid.uuid4().hex
+    body = {**example("invoice"), "channels": ["archive"]}
+    headers = {
+        "Authorization": f"Bearer {WRITER_KEY}",
+        "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+    }
+    response = api.post("/v1/documents", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.headers["traceparent"].split("-")[1] == trace_id
+    document_id = response.json()["id"]
+    assert wait_final(api, document_id)["status"] == "delivered"
+
+    deadline, events = time.monotonic() + 10, set[str]()
+    while {"document rendered", "delivery handed off"} - events and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log_lines = (logs / "worker.log").read_text(encoding="utf-8").splitlines()
+        traced = [json.loads(line) for line in log_lines if trace_id in line]
+        events = {line["event"] for line in traced if line.get("document_id") == document_id}
+    assert {"document rendered", "delivery handed off"} <= events
+    untraced = api.post("/v1/documents", json=body, headers={"Authorization": f"Bearer {WRITER_KEY}"})
+    assert TraceParent.parse(untraced.headers["traceparent"]) is not None  # a trace of its own
+
+    port = topology.env["POSTROOM_WORKER_METRICS_PORT"]
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['postroom_render_seconds_count{engine="typst",template="invoice"}'] >= 1
+    assert samples['postroom_deliveries_total{channel="archive",outcome="confirmed"}'] >= 1
+    assert any(name.startswith("dramatiq_messages_total{") for name in samples)
 
 
 def test_reference_invoice_to_archive(api: httpx.Client) -> None:

@@ -10,6 +10,7 @@ from postroom import __version__
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
 from postroom.api.routes import admin, batches, catalogue, documents, health, metrics, templates, webhooks
+from postroom.api.trace import TraceParentMiddleware
 from postroom.runtime import Runtime, runtime
 
 DESCRIPTION = """\
@@ -52,4 +53,5 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     for module in (documents, batches, catalogue, templates, webhooks, admin, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
+    app.add_middleware(TraceParentMiddleware)
     return app

@@ -8,7 +8,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries
 
-from postroom.jobs.middleware import GiveUp
+from postroom.jobs.middleware import GiveUp, TraceContext
 from postroom.settings import Settings
 
 NAMESPACE = "postroom"
@@ -52,6 +52,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(GiveUp(), before=Retries)
+    broker.add_middleware(TraceContext())
     return broker
 
 

@@ -13,8 +13,9 @@ from postroom.core.documents import claim_for_sending, note_delivery_error, reco
 from postroom.core.states import FINAL_DOCUMENT_STATES
 from postroom.documents.catalogue import document_type
 from postroom.errors import PermanentError, safe_detail
+from postroom.jobs import metrics
 from postroom.jobs.rendering import render_variant, stored_request
-from postroom.log import get_logger
+from postroom.log import bind_ids, get_logger
 from postroom.runtime import Runtime
 
 log = get_logger(__name__)
@@ -45,6 +46,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
         doc_type = document_type(document.type)
         channel_name, document_id, variant_name = delivery.channel, document.id, delivery.variant
         print_group = batch_print_group(document.batch_id) if document.batch_id is not None else None
+        bind_ids(delivery_id=delivery_id, document_id=document_id, batch_id=document.batch_id)
         expected_sha256 = variant.sha256 if variant is not None else None
 
     try:
@@ -74,9 +76,11 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
         rt.throttle.wait(channel_name)
         receipt = asyncio.run(rt.channels[channel_name].send(handoff))
     except PermanentError:
+        metrics.DELIVERIES.labels(channel_name, "rejected").inc()
         raise
     except Exception as error:
         # Retried by the job: keep the reason and release the lease for the next attempt.
+        metrics.DELIVERIES.labels(channel_name, "deferred").inc()
         code, detail = safe_detail(error)
         with rt.db.session() as session:
             note_delivery_error(session, delivery_id, code, detail)
@@ -87,6 +91,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
             session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed, event=receipt.event
         ).document
         final = document.status in FINAL_DOCUMENT_STATES
+    metrics.DELIVERIES.labels(channel_name, "confirmed" if receipt.confirmed else "sent").inc()
     log.info(
         "delivery handed off",
         delivery_id=str(delivery_id),

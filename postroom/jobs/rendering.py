@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, cast
 
@@ -19,7 +20,8 @@ from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.catalogue import document_type
 from postroom.documents.request import DocumentRequest
 from postroom.errors import PermanentError
-from postroom.log import get_logger
+from postroom.jobs import metrics
+from postroom.log import bind_ids, get_logger
 from postroom.renderer.engine import Variant
 from postroom.runtime import Runtime
 
@@ -57,6 +59,7 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
         document = claim_for_rendering(session, document_id)
         if document is None or document.status is DocumentStatus.FAILED:
             return []
+        bind_ids(document_id=document_id, batch_id=document.batch_id)
         if document.status is not DocumentStatus.RENDERING:
             return _pending(document)
         request = stored_request(document)
@@ -68,7 +71,11 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
     channel_variants: dict[str, str] = {name: rt.channels[name].variant for name in request.channels}
     variants = [cast(Variant, variant) for variant in dict.fromkeys(channel_variants.values())]
     doc_type = document_type(request.type)
+    started = time.perf_counter()
     rendering = rt.renderer.render(doc_type, request, variants, timestamp=created_at)
+    metrics.RENDER_SECONDS.labels(rendering.template.engine, rendering.template.id).observe(
+        time.perf_counter() - started
+    )
     for pdf in rendering.pdfs.values():
         rt.spool.write(document_id, pdf.variant, pdf.data)
 
