@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from postroom.documents.catalogue import document_type
@@ -61,6 +64,43 @@ def bench_render(
     }
 
 
+def _render_in_process(count: int, offset: int) -> float:
+    """Warm up, then render ``count`` reference invoices (archive and print) in this process; the
+    moment it finished (``time.time``, comparable across processes)."""
+    renderer = Renderer.for_folder(PROJECT_ROOT / "templates")
+    body = json.loads((EXAMPLES / "reference_invoice.json").read_text(encoding="utf-8"))
+    doc_type = document_type(body["type"])
+    renderer.render(doc_type, doc_type.parse(body), ["archive", "print"], timestamp=TIMESTAMP)
+    _ready.wait()  # every process warmed up: the clock starts
+    for index in range(count):
+        body["data"]["number"] = f"RE-PAR-{offset + index:07d}"
+        renderer.render(doc_type, doc_type.parse(body), ["archive", "print"], timestamp=TIMESTAMP)
+    return time.time()
+
+
+_ready: Barrier
+
+
+def parallel(count: int, processes: int) -> dict[str, Any]:
+    """Pure rendering in ``processes`` processes at once, ``count`` reference invoices (archive and
+    print variants) in all: what a bulk run's workers could do with no queue, database or channel.
+    This is the bulk bench's yardstick."""
+    global _ready
+    each, context = count // processes, multiprocessing.get_context("fork")
+    _ready = context.Barrier(processes + 1)  # forked workers inherit it
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(_render_in_process, each, n * each) for n in range(processes)]
+        _ready.wait()
+        started = time.time()
+        finished = max(future.result() for future in futures)
+    return {
+        "name": f"render reference_invoice (typst, archive + print), {processes} processes at once",
+        "count": each * processes,
+        "docs_per_second": each * processes / (finished - started),
+        "total_seconds": finished - started,
+    }
+
+
 def run(count: int, engine_count: int) -> list[dict[str, Any]]:
     """The shipped Typst templates, then the reference invoice through every engine."""
     renderer = Renderer.for_folder(PROJECT_ROOT / "templates")
@@ -69,7 +109,7 @@ def run(count: int, engine_count: int) -> list[dict[str, Any]]:
             bench_render(renderer, "invoice", "email", count),
             bench_render(renderer, "reference_invoice", "email", count),
             bench_render(renderer, "reference_invoice", "archive", count),
-            # What a bulk run to print and archive renders per document: the bulk bench's yardstick.
+            # What a bulk run to print and archive renders per document.
             bench_render(renderer, "reference_invoice", ["archive", "print"], count),
             bench_render(renderer, "dunning_letter", "print", count),
         ]
