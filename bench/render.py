@@ -81,16 +81,21 @@ def _render_in_process(count: int, offset: int) -> float:
 _ready: Barrier
 
 
+def _hold(barrier: Barrier) -> None:
+    global _ready
+    _ready = barrier
+
+
 def parallel(count: int, processes: int) -> dict[str, Any]:
     """Pure rendering in ``processes`` processes at once, ``count`` reference invoices (archive and
     print variants) in all: what a bulk run's workers could do with no queue, database or channel.
     This is the bulk bench's yardstick."""
-    global _ready
-    each, context = count // processes, multiprocessing.get_context("fork")
-    _ready = context.Barrier(processes + 1)  # forked workers inherit it
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+    # Fresh interpreters: a process forked after Typst ran here can inherit its locks held.
+    each, context = count // processes, multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes + 1)
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_hold, initargs=(ready,)) as pool:
         futures = [pool.submit(_render_in_process, each, n * each) for n in range(processes)]
-        _ready.wait()
+        ready.wait()
         started = time.time()
         finished = max(future.result() for future in futures)
     return {

@@ -51,8 +51,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
+    # "after" hooks run in reverse order: GiveUp's fallback messages are sent while the span is open.
+    broker.add_middleware(TraceContext(), before=Retries)
     broker.add_middleware(GiveUp(), before=Retries)
-    broker.add_middleware(TraceContext())
     return broker
 
 
