@@ -51,6 +51,9 @@ MAX_BACKOFF_MS = 300_000
 
 BULK_PRIORITY = 10
 """Bulk work yields to single documents in a worker's queue of prefetched messages (lower runs first)."""
+BULK_DELIVERY_PRIORITY = 5
+"""A run's deliveries go before its next renders: finished documents leave the spool instead of
+piling up behind the rest of the run (the 10,000-document bench had 9,000 deliveries waiting)."""
 
 
 def job(
@@ -129,7 +132,12 @@ def deliver(delivery_id: str) -> None:
     _deliver(delivery_id)
 
 
-@job(BULK_DELIVERIES_QUEUE, settings.delivery_timeout_seconds, _delivery_given_up, priority=BULK_PRIORITY)
+@job(
+    BULK_DELIVERIES_QUEUE,
+    settings.delivery_timeout_seconds,
+    _delivery_given_up,
+    priority=BULK_DELIVERY_PRIORITY,
+)
 def deliver_bulk(delivery_id: str) -> None:
     """:func:`deliver` for a document of a bulk run, on the bulk deliveries queue."""
     _deliver(delivery_id)
