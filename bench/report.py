@@ -68,9 +68,9 @@ def markdown(rows: list[dict[str, Any]], stamp: str) -> str:
 
 
 def _bars(axes: Axes, rows: list[dict[str, Any]], key: str, title: str) -> None:
-    names = [str(row["name"]) for row in rows]
+    names = [f"{row['name']} (n={row['count']})" for row in rows]  # sizes tell equal cases apart
     values = [float(row[key]) for row in rows]
-    bars = axes.barh(names, values, color="#23456b")
+    bars = axes.barh(range(len(rows)), values, color="#23456b", tick_label=names)
     axes.bar_label(bars, labels=[number(value) for value in values], padding=3, fontsize=8)
     axes.invert_yaxis()  # first case on top, as in the table
     axes.set_xlim(0, max(values) * 1.18 if max(values) > 0 else 1)
