@@ -48,7 +48,6 @@ class PeakRss:
         self.interval = interval
         self.api_mb = 0.0
         self.worker_mb = 0.0
-        self.workers_first_mb: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -61,8 +60,6 @@ class PeakRss:
                 continue
             if workers:
                 self.worker_mb = max(self.worker_mb, *workers)
-                if self.workers_first_mb is None:
-                    self.workers_first_mb = max(workers)
 
     def __enter__(self) -> PeakRss:
         self._thread.start()

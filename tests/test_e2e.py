@@ -596,10 +596,7 @@ def test_a_bulk_run_reports_bad_lines_and_delivers_the_rest(
     assert retried.status_code == 202, retried.text
     batch = retried.json()
     assert batch["status"] == "running"
-    deadline = time.monotonic() + 30
-    while batch["status"] != "finished" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        batch = api.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    batch = wait_finished(api, batch["id"], timeout=30)
     assert batch["status"] == "finished"
     assert batch["documents"]["delivered"] == 21
 
@@ -774,10 +771,7 @@ def test_a_csv_run_goes_through_its_column_mapping(api: httpx.Client) -> None:
     [rejected] = batch["rejected_lines"]
     assert rejected["line"] == 3
     assert rejected["errors"][0]["field"] == "data.lines[0].unit_price"
-    deadline = time.monotonic() + 60
-    while batch["status"] != "finished" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        batch = api.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    batch = wait_finished(api, batch["id"], timeout=60)
     assert batch["documents"]["delivered"] == 2
     without = api.post("/v1/batches", content=csv_text, headers=headers)
     assert without.status_code == 422
