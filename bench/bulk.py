@@ -3,7 +3,8 @@ workers into the archive folder and one print batch the letter shop acknowledges
 
 The clock runs from the first byte of the upload until the run is ``finished``: every document
 archived and its letter confirmed by the letter shop. Peak RSS is sampled for the API process and
-for each worker process (Dramatiq's supervisor forks them).
+for each worker process (Dramatiq's supervisor forks them); CPU time for every process of the hub,
+by role, so that the run's cost per document can be set against the pure render cost.
 """
 
 from __future__ import annotations
@@ -39,29 +40,66 @@ def ndjson(count: int, run: str) -> Iterator[bytes]:
         yield ("\n".join(lines) + "\n").encode()
 
 
-class PeakRss:
-    """Samples the resident memory of the API process and of each worker process in the background."""
+class ProcessSampler:
+    """Samples, in the background, the resident memory of the API and of each worker process and
+    the CPU time of every process of the hub by role: API, workers, scheduler, PostgreSQL, Redis
+    and this process (upload, polling and the simulated letter shop).
+
+    CPU time is read per process and kept at its highest reading, so a process that exits
+    mid-run (a PostgreSQL backend, a forked worker) still counts with its last sample.
+    """
 
     def __init__(self, hub: Hub, interval: float = 0.5) -> None:
-        self.api = psutil.Process(hub.topology.pid("api"))
-        self.supervisor = psutil.Process(hub.topology.pid("worker"))
+        self.roots = {
+            "api": psutil.Process(hub.topology.pid("api")),
+            "workers": psutil.Process(hub.topology.pid("worker")),
+            "scheduler": psutil.Process(hub.topology.pid("scheduler")),
+            **{name: psutil.Process(pid) for name, pid in hub.servers.items()},
+            "bench": psutil.Process(),
+        }
         self.interval = interval
         self.api_mb = 0.0
         self.worker_mb = 0.0
+        self._cpu: dict[str, dict[int, float]] = {role: {} for role in self.roots}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) spent since the start, by role."""
+        return {role: round(sum(readings.values()), 1) for role, readings in self._cpu.items()}
+
     def _sample(self) -> None:
+        baseline = self._read_cpu()
         while not self._stop.wait(self.interval):
+            for role, readings in self._read_cpu().items():
+                for pid, seconds in readings.items():
+                    spent = seconds - baseline[role].get(pid, 0.0)
+                    self._cpu[role][pid] = max(self._cpu[role].get(pid, 0.0), spent)
             try:
-                self.api_mb = max(self.api_mb, self.api.memory_info().rss / MB)
-                workers = [p.memory_info().rss / MB for p in self.supervisor.children(recursive=True)]
+                self.api_mb = max(self.api_mb, self.roots["api"].memory_info().rss / MB)
+                workers = [p.memory_info().rss / MB for p in self.roots["workers"].children(recursive=True)]
             except psutil.Error:
                 continue
             if workers:
                 self.worker_mb = max(self.worker_mb, *workers)
 
-    def __enter__(self) -> PeakRss:
+    def _read_cpu(self) -> dict[str, dict[int, float]]:
+        readings: dict[str, dict[int, float]] = {}
+        for role, root in self.roots.items():
+            readings[role] = {}
+            try:
+                tree = [root] if role == "bench" else [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for process in tree:
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                readings[role][process.pid] = times.user + times.system
+        return readings
+
+    def __enter__(self) -> ProcessSampler:
         self._thread.start()
         return self
 
@@ -74,7 +112,7 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
     """Submit ``count`` reference invoices as one bulk run and wait until it is finished."""
     with running_hub(processes, threads) as hub, LetterShopSimulator(hub.var / "print", interval=1.0):
         headers = {"Content-Type": "application/x-ndjson"}
-        with PeakRss(hub) as rss:
+        with ProcessSampler(hub) as sampler:
             started = time.perf_counter()
             response = hub.api.post("/v1/batches", content=ndjson(count, "BULK"), headers=headers)
             response.raise_for_status()
@@ -85,6 +123,7 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
                 time.sleep(1.0)
                 batch = hub.api.get(f"/v1/batches/{batch['id']}").json()
             elapsed = time.perf_counter() - started
+        cpu = sampler.cpu_seconds()
     delivered = batch["documents"].get("delivered", 0)
     return {
         "name": f"bulk run: reference invoice to archive + print, {processes} worker process(es)",
@@ -95,8 +134,10 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
         "upload_seconds": uploaded,
         "total_seconds": elapsed,
         "worker_processes": processes,
-        "peak_rss_api_mb": rss.api_mb,
-        "peak_rss_worker_mb": rss.worker_mb,
+        "peak_rss_api_mb": sampler.api_mb,
+        "peak_rss_worker_mb": sampler.worker_mb,
+        **{f"cpu_seconds_{role}": seconds for role, seconds in cpu.items()},
+        "cpu_seconds_per_document": sum(cpu.values()) / max(delivered, 1),
     }
 
 

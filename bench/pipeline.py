@@ -41,6 +41,8 @@ class Hub:
     topology: Topology
     sink: SmtpSink
     var: Path
+    servers: dict[str, int]
+    """Process ids of the private PostgreSQL and Redis servers, by name."""
 
 
 @contextmanager
@@ -65,7 +67,7 @@ def running_hub(processes: int, threads: int) -> Iterator[Hub]:
             topology = Topology(env, var / "logs", worker_processes=processes, worker_threads=threads)
             headers = {"Authorization": f"Bearer {KEY}"}
             with topology, httpx.Client(base_url=topology.api_url, headers=headers, timeout=60) as api:
-                yield Hub(api, topology, sink, var)
+                yield Hub(api, topology, sink, var, {"postgres": postgres.pid, "redis": redis.pid})
 
 
 def run(count: int, processes: int, threads: int) -> dict[str, Any]:

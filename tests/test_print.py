@@ -16,7 +16,7 @@ import pikepdf
 import pypdfium2 as pdfium
 import pytest
 from pylibdmtx import pylibdmtx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from postroom.channels.preflight import PreflightFailed, preflight
 from postroom.channels.printing.batch import build_batch
@@ -24,8 +24,18 @@ from postroom.channels.printing.channel import PrintChannel
 from postroom.channels.printing.inserter import MM, InserterMark, parse_mark, stamp
 from postroom.channels.printing.letter_shop import HotFolder
 from postroom.core.db import database
-from postroom.core.models import Delivery, Document, PrintBatch
-from postroom.core.print_batches import QueuedPiece, batch_pieces, cut_batch, queue_piece, sort_key
+from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece
+from postroom.core.print_batches import (
+    AcknowledgementOutcome,
+    QueuedPiece,
+    acknowledge,
+    batch_pieces,
+    cut_batch,
+    queue_piece,
+    record_handed_off,
+    sort_key,
+)
+from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.catalogue import document_type
 from postroom.settings import PROJECT_ROOT
 from tests.conftest import example, example_handoff
@@ -215,3 +225,49 @@ def test_a_piece_longer_than_the_inserter_code_counts_is_refused(
     handoff = example_handoff(long_pdf)
     with pytest.raises(PreflightFailed, match=f"{pages} pages exceed the limit of {pages - 1}"):
         asyncio.run(channel.send(handoff))
+
+
+def test_a_large_acknowledgement_is_applied_in_steps(hub_env: dict[str, str]) -> None:
+    """Each step is its own transaction over at most ``limit`` pieces; the step that settles the
+    last piece marks the batch acknowledged, with the rejections of every step counted."""
+    db = database(hub_env["POSTROOM_DATABASE_URL"])
+    group = f"steps-{uuid.uuid4().hex[:8]}"
+    with db.session() as session:
+        for index in range(7):
+            document = _document(session)
+            document.status = DocumentStatus.DELIVERING
+            delivery = document.deliveries[0]
+            delivery.status = DeliveryStatus.SENT
+            piece = QueuedPiece(delivery.id, document.id, "DE", f"{10115 + index}", 1, "0" * 64)
+            queue_piece(session, piece, group)
+    with db.session() as session:
+        batch_id = cut_batch(session, group, 100)
+        assert batch_id is not None
+        record_handed_off(session, batch_id, f"{group}.pdf", "0" * 64, 7, 14)
+        deliveries = [piece.delivery_id for _, piece in batch_pieces(session, batch_id)]
+
+    steps = []
+    while True:
+        with db.session() as session:
+            outcome = acknowledge(session, batch_id, rejected_pieces={2, 6}, limit=3)
+            steps.append((len(outcome.final_documents), outcome.complete))
+            remaining = session.scalar(select(func.count()).where(PrintPiece.batch_id == batch_id))
+        if outcome.complete:
+            break
+        assert remaining in (4, 1)
+        with db.session() as session:
+            assert session.get_one(PrintBatch, batch_id).status == "handed_off"
+    assert steps == [(3, False), (3, False), (1, True)]
+
+    with db.session() as session:
+        batch = session.get_one(PrintBatch, batch_id)
+        assert (batch.status, batch.rejected, batch.error_detail) == (
+            "acknowledged",
+            2,
+            "2 piece(s) rejected",
+        )
+        statuses = [session.get_one(Delivery, delivery_id).status for delivery_id in deliveries]
+        assert statuses == [
+            DeliveryStatus.CONFIRMED if n not in (2, 6) else DeliveryStatus.FAILED for n in range(1, 8)
+        ]
+        assert acknowledge(session, batch_id, rejected_pieces={2, 6}) == AcknowledgementOutcome([], [])

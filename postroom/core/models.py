@@ -217,6 +217,8 @@ class PrintBatch(Base):
     pieces: Mapped[int] = mapped_column(default=0)
     sheets: Mapped[int] = mapped_column(default=0)
     pages: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    """Pieces the letter shop rejected, counted as the acknowledgement is applied."""
     file_name: Mapped[str | None] = mapped_column(String(200))
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

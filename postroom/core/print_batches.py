@@ -43,6 +43,8 @@ class AcknowledgementOutcome:
 
     final_documents: list[uuid.UUID]
     replacements: list[uuid.UUID]
+    complete: bool = True
+    """``False`` while pieces of an acknowledged batch are still to be settled (see :func:`acknowledge`)."""
 
 
 def sort_key(country: str, postcode: str, home_country: str = "DE") -> tuple[bool, str, str, str]:
@@ -132,6 +134,11 @@ def batch_by_file(session: Session, file_stem: str) -> PrintBatch | None:
     return session.scalar(select(PrintBatch).where(PrintBatch.file_name == f"{file_stem}.pdf"))
 
 
+ACKNOWLEDGE_CHUNK = 500
+"""Pieces one call of :func:`acknowledge` settles: a 10,000-piece batch is applied in steps, each
+its own transaction, so that a worker never holds (or locks) a whole batch's documents at once."""
+
+
 def acknowledge(
     session: Session,
     batch_id: uuid.UUID,
@@ -139,42 +146,47 @@ def acknowledge(
     *,
     whole_batch_rejected: bool = False,
     fallbacks: Mapping[str, Fallback] | None = None,
+    limit: int = ACKNOWLEDGE_CHUNK,
 ) -> AcknowledgementOutcome:
-    """The letter shop took the batch: confirm its deliveries, fail those of rejected pieces
-    (every piece when ``whole_batch_rejected``).
+    """The letter shop took the batch: confirm the deliveries of up to ``limit`` of its pieces,
+    fail those of rejected pieces (every piece when ``whole_batch_rejected``), and delete their
+    queue rows (with their postcodes).
 
-    Repeating it changes nothing. The queue rows (with their postcodes) are deleted.
+    Call it again, in a new transaction, until the outcome is ``complete``: the call that settles
+    the last piece marks the batch ``acknowledged``. A step that dies is repeated from the pieces
+    still queued; repeating a finished acknowledgement changes nothing.
     """
     batch = locked(session, PrintBatch, batch_id)
     if batch is None or batch.status != HANDED_OFF:
         return AcknowledgementOutcome([], [])
-    pieces = {
-        piece.delivery_id: piece
-        for piece in session.scalars(select(PrintPiece).where(PrintPiece.batch_id == batch_id))
-    }
-    refused = {d for d, piece in pieces.items() if whole_batch_rejected or piece.piece_no in rejected_pieces}
+    in_batch = select(PrintPiece).where(PrintPiece.batch_id == batch_id)
+    pieces = session.scalars(in_batch.order_by(PrintPiece.piece_no).limit(limit + 1)).all()
+    step, more = pieces[:limit], len(pieces) > limit
     final: list[uuid.UUID] = []
     replacements: list[uuid.UUID] = []
-    for delivery_id, piece in pieces.items():
-        if delivery_id in refused:
+    for piece in step:
+        if whole_batch_rejected or piece.piece_no in rejected_pieces:
+            batch.rejected += 1
             replacement = fail_delivery(
                 session,
-                delivery_id,
+                piece.delivery_id,
                 "print_rejected",
                 f"letter shop rejected piece {piece.piece_no}",
                 fallbacks=fallbacks,
             )
             if replacement is not None:
                 replacements.append(replacement.id)
-            delivery = session.get(Delivery, delivery_id)
+            delivery = session.get(Delivery, piece.delivery_id)
         else:
-            delivery = confirm_delivery(session, delivery_id, "acknowledged", f"print batch {batch_id}")
+            delivery = confirm_delivery(session, piece.delivery_id, "acknowledged", f"print batch {batch_id}")
         if delivery is not None and delivery.document.status in FINAL_DOCUMENT_STATES:
             final.append(delivery.document_id)
         session.delete(piece)
+    if more:
+        return AcknowledgementOutcome(final, replacements, complete=False)
     batch.status, batch.acknowledged_at = ACKNOWLEDGED, utcnow()
-    if refused:
-        batch.error_detail = f"{len(refused)} piece(s) rejected"
+    if batch.rejected:
+        batch.error_detail = f"{batch.rejected} piece(s) rejected"
     return AcknowledgementOutcome(final, replacements)
 
 

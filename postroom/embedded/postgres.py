@@ -58,6 +58,13 @@ class PostgresProcess:
         """SQLAlchemy URL of ``database`` (the default one unless given)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database or self.database}"
 
+    @property
+    def pid(self) -> int:
+        """Process id of the running server."""
+        if self._process is None:
+            raise RuntimeError("not started")
+        return self._process.pid
+
     def start(self) -> PostgresProcess:
         """initdb, start, create the database."""
         data = self._dir / "data"

@@ -25,6 +25,13 @@ class RedisProcess:
         """``redis://127.0.0.1:<port>/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        """Process id of the running server."""
+        if self._process is None:
+            raise RuntimeError("not started")
+        return self._process.pid
+
     def start(self) -> RedisProcess:
         """Start the server and wait until it accepts connections."""
         if not Path(self.binary).exists():

@@ -8,7 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from postroom.channels.printing.batch import BatchLayout, UnusablePiece, build_batch
-from postroom.channels.printing.letter_shop import MalformedAcknowledgement, parse_acknowledgement
+from postroom.channels.printing.letter_shop import (
+    Acknowledgement,
+    MalformedAcknowledgement,
+    parse_acknowledgement,
+)
 from postroom.core.models import PrintBatch
 from postroom.core.print_batches import (
     ACKNOWLEDGED,
@@ -128,18 +132,30 @@ def collect_acknowledgements(rt: Runtime) -> PrintRound:
             if batch is None or str(batch.id) != ack.batch:
                 log.warning("acknowledgement for an unknown batch", file=name)
                 continue
-            if batch.status != ACKNOWLEDGED:
-                outcome = acknowledge(
-                    session,
-                    batch.id,
-                    ack.rejected_pieces,
-                    whole_batch_rejected=not ack.accepted,
-                    fallbacks=rt.fallbacks,
-                )
-                round_.batches.append(batch.id)
-                round_.final_documents += outcome.final_documents
-                round_.replacements += outcome.replacements
+            batch_id, pending = batch.id, batch.status != ACKNOWLEDGED
+        if pending:
+            _apply_acknowledgement(rt, batch_id, ack, round_)
+            round_.batches.append(batch_id)
         files = [f"{ack.stem}.pdf", f"{ack.stem}.manifest.csv", f"{ack.stem}.manifest.json", name]
         asyncio.run(rt.letter_shop.remove(files))
         log.info("print batch acknowledged", batch_id=ack.batch, accepted=ack.accepted)
     return round_
+
+
+def _apply_acknowledgement(
+    rt: Runtime, batch_id: uuid.UUID, ack: Acknowledgement, round_: PrintRound
+) -> None:
+    """Settle the batch's pieces one step (transaction) at a time (see :func:`acknowledge`)."""
+    while True:
+        with rt.db.session() as session:
+            outcome = acknowledge(
+                session,
+                batch_id,
+                ack.rejected_pieces,
+                whole_batch_rejected=not ack.accepted,
+                fallbacks=rt.fallbacks,
+            )
+        round_.final_documents += outcome.final_documents
+        round_.replacements += outcome.replacements
+        if outcome.complete:
+            return
