@@ -291,3 +291,65 @@ def dlq_requeue(message_ids: tuple[str, ...], queues: tuple[str, ...], everythin
     if missing:
         _fail(f"no dead letter {', '.join(sorted(missing))}")
     console.print(f"{requeue(broker, broker.client, letters)} dead letter(s) sent again")
+
+
+@main.group()
+def audit() -> None:
+    """The archive's hash-chained event log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the event chain from its first entry and check every link and the anchors written
+    into the archive; exit 1 naming the first broken entry."""
+    from postroom.core.event_chain import verify
+    from postroom.jobs.chain_anchor import archived_anchors
+    from postroom.runtime import Runtime
+
+    rt = Runtime(_settings_or_exit())
+    anchors = archived_anchors(rt.archive)
+    with rt.db.session() as session:
+        report = verify(session, anchors)
+    if report.broken is not None:
+        console.print(f"[red]event chain broken at entry {report.broken.seq}:[/red] {report.broken.reason}")
+        sys.exit(1)
+    console.print(
+        f"event chain intact: {report.entries} entries, head {report.head_seq} "
+        f"({report.head_hash[:16]}…), {len(anchors)} archived anchor(s) match"
+    )
+
+
+@main.group()
+def archive() -> None:
+    """The archive: retention and the event chain's anchors."""
+
+
+@archive.command("retention")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="first day")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="last day")
+def archive_retention(start: datetime, end: datetime) -> None:
+    """List archived documents whose retention ends between --from and --to (tab-separated:
+    retain-until, key, type, number, legal hold)."""
+    from postroom.core.archive_index import expiring
+    from postroom.runtime import Runtime
+
+    rt = Runtime(_settings_or_exit())
+    with rt.db.session() as session:
+        entries = expiring(session, start.date(), end.date())
+        for entry in entries:
+            hold = "legal-hold" if entry.legal_hold else ""
+            click.echo(
+                f"{entry.retain_until:%Y-%m-%d}\t{entry.archive_key}\t{entry.document_type}\t"
+                f"{entry.number}\t{hold}"
+            )
+    console.print(f"{len(entries)} document(s), {sum(e.legal_hold for e in entries)} under legal hold")
+
+
+@archive.command("anchor")
+def archive_anchor() -> None:
+    """Write the event chain's head into the archive now (the scheduler does it daily)."""
+    from postroom.jobs.chain_anchor import anchor_event_chain
+    from postroom.runtime import Runtime
+
+    seq = anchor_event_chain(Runtime(_settings_or_exit()), datetime.now(UTC).date())
+    console.print(f"anchored entry {seq}" if seq is not None else "nothing new to anchor")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,13 +32,23 @@ Scope = Literal[
 ]
 
 
+class ArchiveRestriction(BaseModel):
+    """What an auditor key may see of the archive: documents issued in a date range, of some types."""
+
+    issued_from: date | None = None
+    issued_to: date | None = None
+    document_types: frozenset[str] | None = None
+
+
 class ApiKey(BaseModel):
-    """One API key: a public id (used in logs), the secret or its SHA-256, and scopes."""
+    """One API key: a public id (used in logs), the secret or its SHA-256, scopes, and for an
+    auditor key optionally the part of the archive it may see."""
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     secret: SecretStr | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     scopes: frozenset[Scope]
+    archive: ArchiveRestriction = Field(default_factory=ArchiveRestriction)
 
     @model_validator(mode="after")
     def _one_secret(self) -> ApiKey:
@@ -87,6 +98,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str = "eu-central-1"
     archive_require_object_lock: bool = True
+    archive_supplier_name: str = Field(default="postroom", max_length=200)
+    """The company named as data supplier in GoBD Z3 exports (``index.xml``)."""
 
     smtp_url: str = "smtp://127.0.0.1:8025"
     smtp_timeout_seconds: float = 30.0

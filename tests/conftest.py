@@ -27,6 +27,10 @@ WRITER_KEY = "test-writer-secret"
 ADMIN_KEY = "test-admin-secret"
 BULK_KEY = "test-bulk-key"
 READER_KEY = "test-reader-secret"
+AUDITOR_KEY = "test-auditor-secret"
+LIMITED_AUDITOR_KEY = "test-limited-auditor-secret"
+LIMITED_AUDITOR_VIEW = {"issued_from": "2019-01-01", "issued_to": "2019-06-30", "document_types": ["invoice"]}
+"""What the limited auditor key may see of the archive."""
 ARCHIVE_BUCKET = "postroom-archive"
 REFUSED_ADDRESS = "unknown.mailbox@example.org"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -119,6 +123,13 @@ def hub_env(
                 {"id": "reader", "secret": READER_KEY, "scopes": ["documents:read"]},
                 {"id": "admin", "secret": ADMIN_KEY, "scopes": ["admin"]},
                 {"id": "bulk", "secret": BULK_KEY, "scopes": ["batches:write", "documents:read"]},
+                {"id": "auditor", "secret": AUDITOR_KEY, "scopes": ["archive:read"]},
+                {
+                    "id": "auditor-h1-2019",
+                    "secret": LIMITED_AUDITOR_KEY,
+                    "scopes": ["archive:read"],
+                    "archive": LIMITED_AUDITOR_VIEW,
+                },
             ]
         ),
         "POSTROOM_JOB_MAX_RETRIES": "2",

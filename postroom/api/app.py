@@ -9,7 +9,17 @@ from fastapi import FastAPI
 from postroom import __version__
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
-from postroom.api.routes import admin, batches, catalogue, documents, health, metrics, templates, webhooks
+from postroom.api.routes import (
+    admin,
+    archive,
+    batches,
+    catalogue,
+    documents,
+    health,
+    metrics,
+    templates,
+    webhooks,
+)
 from postroom.api.trace import TraceParentMiddleware
 from postroom.runtime import Runtime, runtime
 
@@ -42,7 +52,11 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             raise RuntimeError("no Redis broker configured (POSTROOM_REDIS_URL)")
         client.ping()
 
+    def enqueue_export(export_id: uuid.UUID) -> None:
+        actors.build_archive_export.send(str(export_id))
+
     app.state.enqueue_render = enqueue_render
+    app.state.enqueue_export = enqueue_export
     app.state.ping_broker = ping_broker
     app.state.expand_batch = expand_batch
     app.state.broker = actors.broker
@@ -50,7 +64,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.state.retry_batch = retry_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, batches, catalogue, templates, webhooks, admin, health, metrics):
+    for module in (documents, batches, catalogue, templates, webhooks, archive, admin, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(TraceParentMiddleware)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 from postroom.documents.doctype import RetentionClass
@@ -64,6 +64,19 @@ class HandoffReceipt:
     external_ref: str
     confirmed: bool
     event: str | None = None
+    stored: StoredCopy | None = None
+    """Set by a channel that keeps the document for its retention period (the archive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    """Where an archiving channel put the document and until when it is locked there."""
+
+    key: str
+    size: int
+    retain_until: datetime
+    lock_mode: str | None = None
+    version_id: str | None = None
 
 
 class Channel(Protocol):

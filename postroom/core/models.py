@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Enum,
     ForeignKey,
@@ -315,3 +316,91 @@ class BatchRejection(Base):
     errors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
 
     batch: Mapped[Batch] = relationship(back_populates="rejections")
+
+
+class ArchiveEntry(Base):
+    """What auditors search by: one row per archived document, written when its archive delivery
+    is confirmed. It holds no personal data beyond what retention requires: the number, the
+    pseudonymous customer id, amounts and dates (the PDF itself stays in the archive store)."""
+
+    __tablename__ = "archive_entries"
+    __table_args__ = (
+        Index("ix_archive_entries_issued", "issue_date", "id"),
+        Index("ix_archive_entries_number", "number"),
+        Index("ix_archive_entries_customer", "customer_id"),
+        Index("ix_archive_entries_order", "order_reference"),
+        Index("ix_archive_entries_gross", "gross_total"),
+        Index("ix_archive_entries_retention", "retain_until"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """The document's id."""
+    document_type: Mapped[str] = mapped_column(String(40))
+    number: Mapped[str] = mapped_column(String(35))
+    issue_date: Mapped[date]
+    customer_id: Mapped[str | None] = mapped_column(String(40))
+    order_reference: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    net_total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    tax_total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    gross_total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    archive_key: Mapped[str] = mapped_column(String(400), unique=True)
+    location: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    has_einvoice: Mapped[bool] = mapped_column(default=False)
+    retention_class: Mapped[str] = mapped_column(String(16))
+    retain_until: Mapped[datetime]
+    legal_hold: Mapped[bool] = mapped_column(default=False)
+    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class ArchiveEvent(Base):
+    """One entry of the append-only, hash-chained archive event log (GoBD): a write, an access,
+    a retention change, a purge or an export. ``hash`` covers the entry's canonical JSON and the
+    previous entry's hash, so that editing or removing an entry breaks the chain there."""
+
+    __tablename__ = "archive_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ArchiveChainHead(Base):
+    """The chain's last entry (one row): appends lock it, so entries are numbered without gaps,
+    and verification notices entries cut off at the end."""
+
+    __tablename__ = "archive_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ArchiveExport(Base):
+    """A GoBD Z3 data export of a period: requested by an auditor, built by a job, archived."""
+
+    __tablename__ = "archive_exports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[str] = mapped_column(String(64))
+    period_from: Mapped[date]
+    period_to: Mapped[date]
+    include_pdfs: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    documents_total: Mapped[int] = mapped_column(default=0)
+    documents_done: Mapped[int] = mapped_column(default=0)
+    lines: Mapped[int] = mapped_column(default=0)
+    archive_key: Mapped[str | None] = mapped_column(String(400))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error_detail: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

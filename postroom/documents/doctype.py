@@ -12,9 +12,20 @@ from postroom.documents.request import DocumentRequest
 if TYPE_CHECKING:
     from postroom.einvoice.model import EInvoice
 
-RetentionClass = Literal["voucher", "letter"]
-RETENTION_YEARS: Mapping[RetentionClass, int] = {"voucher": 8, "letter": 6}
-"""Years of retention, counted from the end of the issue year (§147 AO, §257 HGB)."""
+RetentionClass = Literal["voucher", "letter", "books"]
+RETENTION_YEARS: Mapping[RetentionClass, int] = {"voucher": 8, "letter": 6, "books": 10}
+"""Years of retention, counted from the end of the issue year (§147 AO, §257 HGB); ``books``
+covers exports and the event chain's anchors."""
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A voucher's totals, kept in the archive index after its personal data is gone."""
+
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,13 @@ class DocumentType:
     def context(self, request: DocumentRequest) -> dict[str, Any]:
         """The template context of a validated request."""
         return self.build_context(request)
+
+    def figures(self, request: DocumentRequest) -> Figures | None:
+        """Net, tax and gross totals of a voucher, as its e-invoice states them; ``None`` for a letter."""
+        if self.einvoice is None:
+            return None
+        einvoice = self.einvoice(request)
+        return Figures(einvoice.tax_basis, einvoice.tax_total, einvoice.grand_total, einvoice.currency)
 
     def total(self, request: DocumentRequest) -> tuple[Decimal, str] | None:
         """The document's gross total and currency, for the records kept after the purge.

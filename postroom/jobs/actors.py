@@ -27,7 +27,17 @@ from postroom.core.models import Batch, Delivery, Document, utcnow
 from postroom.core.print_batches import DEFAULT_GROUP
 from postroom.core.states import DocumentStatus
 from postroom.errors import PermanentError, TransientError, safe_detail
-from postroom.jobs import bulk, callbacks, delivery, eletter, printing, purge, rendering
+from postroom.jobs import (
+    archive_exports,
+    bulk,
+    callbacks,
+    chain_anchor,
+    delivery,
+    eletter,
+    printing,
+    purge,
+    rendering,
+)
 from postroom.jobs.broker import (
     BULK_DELIVERIES_QUEUE,
     BULK_QUEUE,
@@ -299,6 +309,22 @@ def follow_eletter_outcome(outcome: eletter.StatusOutcome) -> None:
         _delivery_given_up(str(outcome.delivery_id), error=outcome.failure)
     elif outcome.final_document is not None:
         conclude_document.send(str(outcome.final_document))
+
+
+def _export_given_up(export_id: str, *, error: BaseException | None) -> None:
+    archive_exports.fail_export(runtime(), uuid.UUID(export_id), _reason(error)[1])
+
+
+@job(MAINTENANCE_QUEUE, 3600, _export_given_up)
+def build_archive_export(export_id: str) -> None:
+    """Build a GoBD Z3 export, archive it and chain it into the event log."""
+    archive_exports.build_export(runtime(), uuid.UUID(export_id))
+
+
+@job(MAINTENANCE_QUEUE, 300, _maintenance_given_up)
+def anchor_event_chain() -> None:
+    """Write the archive event chain's head into the archive (daily)."""
+    chain_anchor.anchor_event_chain(runtime(), utcnow().date())
 
 
 @job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)

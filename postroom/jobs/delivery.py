@@ -7,11 +7,14 @@ import hashlib
 import uuid
 from datetime import timedelta
 
-from postroom.channels.base import Handoff
+from postroom.channels.base import Handoff, HandoffReceipt
+from postroom.core.archive_index import ArchivedDocument, record_archived
 from postroom.core.batches import batch_print_group
 from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
+from postroom.core.models import Document
 from postroom.core.states import FINAL_DOCUMENT_STATES
 from postroom.documents.catalogue import document_type
+from postroom.documents.request import DocumentRequest
 from postroom.errors import PermanentError, safe_detail
 from postroom.jobs import metrics
 from postroom.jobs.rendering import render_variant, stored_request
@@ -90,6 +93,8 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
         document = record_handoff(
             session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed, event=receipt.event
         ).document
+        if receipt.stored is not None and receipt.confirmed:
+            record_archived(session, _archived(document, handoff, receipt, request))
         final = document.status in FINAL_DOCUMENT_STATES
     metrics.DELIVERIES.labels(channel_name, "confirmed" if receipt.confirmed else "sent").inc()
     log.info(
@@ -100,3 +105,26 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
         confirmed=receipt.confirmed,
     )
     return document_id if final else None
+
+
+def _archived(
+    document: Document, handoff: Handoff, receipt: HandoffReceipt, request: DocumentRequest
+) -> ArchivedDocument:
+    """What the archive index keeps of a document the archive confirmed."""
+    assert receipt.stored is not None
+    doc_type = document_type(document.type)
+    order_reference = getattr(request.data, "order_reference", None)
+    return ArchivedDocument(
+        document=document,
+        figures=doc_type.figures(request),
+        order_reference=order_reference if isinstance(order_reference, str) else None,
+        retention_class=handoff.retention,
+        location=receipt.external_ref,
+        key=receipt.stored.key,
+        sha256=handoff.sha256,
+        size=receipt.stored.size,
+        retain_until=receipt.stored.retain_until,
+        lock_mode=receipt.stored.lock_mode,
+        version_id=receipt.stored.version_id,
+        has_einvoice=doc_type.einvoice is not None,
+    )

@@ -74,6 +74,7 @@ def schedule(settings: Settings) -> list[Periodic]:
             actors.resend_stalled_fallbacks.send,
             every=actors.FALLBACK_STALL.total_seconds(),
         ),
+        Periodic("event chain anchor", actors.anchor_event_chain.send, times=("00:15",)),
     ]
     if settings.eletter_url:
         jobs.append(

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from postroom.channels.archive.local import LocalArchiveStore
 from postroom.channels.archive.s3 import S3ArchiveStore, s3_client
 from postroom.channels.archive.store import ArchiveStore, retention_end
-from postroom.channels.base import DeliveryRejected, Handoff, HandoffReceipt
+from postroom.channels.base import DeliveryRejected, Handoff, HandoffReceipt, StoredCopy
 from postroom.documents.doctype import RETENTION_YEARS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -73,11 +73,20 @@ class ArchiveChannel:
         key = archive_key(handoff.document_type, handoff.issue_date, handoff.number, handoff.document_id)
         metadata = archive_metadata(handoff)
         retain_until = retention_end(handoff.issue_date, RETENTION_YEARS[handoff.retention])
-        await asyncio.to_thread(self.store.put, key, handoff.pdf, handoff.sha256, metadata, retain_until)
+        put = await asyncio.to_thread(
+            self.store.put, key, handoff.pdf, handoff.sha256, metadata, retain_until
+        )
         stored = await asyncio.to_thread(self.store.get, key)
         if hashlib.sha256(stored).hexdigest() != handoff.sha256:
             raise DeliveryRejected(f"archive read-back of {key} does not match the rendered SHA-256")
-        return HandoffReceipt(external_ref=self.store.location(key), confirmed=True)
+        copy = StoredCopy(
+            key=key,
+            size=len(stored),
+            retain_until=put.retain_until or retain_until,
+            lock_mode=put.lock_mode,
+            version_id=put.version_id,
+        )
+        return HandoffReceipt(external_ref=self.store.location(key), confirmed=True, stored=copy)
 
     async def check(self) -> None:
         """The store is reachable and usable."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from postroom.channels.archive.store import (
+    CHUNK_SIZE,
     ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
@@ -145,6 +146,20 @@ class LocalArchiveStore:
     def get(self, key: str) -> bytes:
         """The object's bytes."""
         return self._path(key).read_bytes()
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys of the complete objects below ``prefix`` (those with their metadata beside them)."""
+        root = self.root.resolve()
+        for meta in sorted(self.root.rglob("*.meta.json")):
+            key = meta.resolve().relative_to(root).as_posix().removesuffix(".meta.json")
+            if key.startswith(prefix):
+                yield key
+
+    def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The object's bytes in pieces."""
+        with self._path(key).open("rb") as handle:
+            while piece := handle.read(chunk_size):
+                yield piece
 
     def head(self, key: str) -> ArchivedObject | None:
         """The object's recorded metadata, or ``None`` if it is absent or incomplete."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from postroom.channels.archive.store import (
+    CHUNK_SIZE,
     ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
@@ -156,6 +157,33 @@ class S3ArchiveStore:
             raise _classify(error) from None
         except BotoCoreError as error:
             raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys below ``prefix`` (without this store's own prefix), page by page."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix)
+        )
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self._key("")) :]
+        except ClientError as error:
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+
+    def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The object's bytes in pieces, straight from the response body."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as error:
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
 
     def head(self, key: str) -> ArchivedObject | None:
         """The object's checksum, lock and metadata as S3 reports them."""

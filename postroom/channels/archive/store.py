@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
 from postroom.channels.base import DeliveryRejected
+
+CHUNK_SIZE = 64 * 1024
+"""Bytes per piece of a streamed download."""
 
 
 class ArchiveConflict(DeliveryRejected):
@@ -76,8 +79,16 @@ class ArchiveStore(Protocol):
         """The stored bytes of ``key``."""
         ...
 
+    def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The stored bytes of ``key`` in pieces, for downloads that must not hold the whole object."""
+        ...
+
     def head(self, key: str) -> ArchivedObject | None:
         """What the store knows about ``key``, or ``None``."""
+        ...
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys of the stored objects below ``prefix``, in key order."""
         ...
 
     def check(self) -> None:
