@@ -353,3 +353,24 @@ def archive_anchor() -> None:
 
     seq = anchor_event_chain(Runtime(_settings_or_exit()), datetime.now(UTC).date())
     console.print(f"anchored entry {seq}" if seq is not None else "nothing new to anchor")
+
+
+@archive.command("purge-expired")
+@click.option("--yes", is_flag=True, help="delete; without it, only list what would be deleted")
+@click.option("--actor", default=None, help="who runs it, for the event chain (default: the login name)")
+def archive_purge_expired(yes: bool, actor: str | None) -> None:
+    """Delete archived documents whose retention has ended and that are not under legal hold;
+    each deletion is chained into the event log with the actor."""
+    import getpass
+
+    from postroom.jobs.archive_retention import purge_expired
+    from postroom.runtime import Runtime
+
+    who = f"cli:{actor or getpass.getuser()}"
+    outcome = purge_expired(Runtime(_settings_or_exit()), datetime.now(UTC), who, dry_run=not yes)
+    for key in outcome.deleted:
+        click.echo(f"{'deleted' if yes else 'would delete'}\t{key}")
+    for key in outcome.held:
+        click.echo(f"legal hold\t{key}")
+    verb = "deleted" if yes else "due for deletion (pass --yes to delete)"
+    console.print(f"{len(outcome.deleted)} document(s) {verb}, {len(outcome.held)} kept under legal hold")

@@ -18,6 +18,7 @@ from postroom.channels.archive import (
     ArchiveChannel,
     ArchiveConflict,
     ArchiveObjectMissing,
+    ArchiveRetained,
     ArchiveStore,
     RetentionShortened,
     archive_key,
@@ -65,6 +66,30 @@ def test_put_is_write_once_and_idempotent(store: ArchiveStore) -> None:
     with pytest.raises(ArchiveConflict):
         store.put("invoice/2026/a.pdf", other, hashlib.sha256(other).hexdigest(), {}, UNTIL)
     assert store.get("invoice/2026/a.pdf") == PDF
+
+
+def test_delete_waits_for_the_end_of_retention(store: ArchiveStore) -> None:
+    key = "invoice/2026/expiring.pdf"
+    store.put(key, PDF, SHA, {}, UNTIL)
+    with pytest.raises(ArchiveRetained):
+        store.delete(key, UNTIL - timedelta(seconds=1))
+    assert store.get(key) == PDF
+    if isinstance(store, LocalArchiveStore):
+        assert store.delete(key, UNTIL)
+        assert store.head(key) is None
+        assert key not in list(store.keys("invoice/"))
+    else:  # the store's own lock runs on the real clock: S3 refuses until 2035 whatever we claim
+        with pytest.raises(ArchiveRetained, match="still locked by the store"):
+            store.delete(key, UNTIL)
+        assert store.get(key) == PDF
+    assert not store.delete("invoice/2026/never-stored.pdf", UNTIL)
+
+
+def test_keys_lists_objects_below_a_prefix(store: ArchiveStore) -> None:
+    for name in ("b", "a", "c"):
+        store.put(f"letters/2026/{name}.pdf", PDF, SHA, {}, UNTIL)
+    store.put("invoice/2026/x.pdf", PDF, SHA, {}, UNTIL)
+    assert list(store.keys("letters/")) == ["letters/2026/a.pdf", "letters/2026/b.pdf", "letters/2026/c.pdf"]
 
 
 def test_head_of_absent_key(store: ArchiveStore) -> None:

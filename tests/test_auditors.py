@@ -14,7 +14,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from postroom.core.models import ArchiveEntry, ArchiveEvent, Document
 from postroom.documents.catalogue import document_type
 from postroom.jobs import archive_exports, delivery, rendering
 from postroom.runtime import Runtime, runtime
+from postroom.settings import get_settings
 from tests.conftest import ADMIN_KEY, AUDITOR_KEY, LIMITED_AUDITOR_KEY, WRITER_KEY, example
 from tests.services import S3_CREDENTIALS
 
@@ -337,3 +338,61 @@ def test_an_export_refuses_an_archived_pdf_that_changed(
         f"document {archived[5].document_id}: the archived PDF does not match its SHA-256"
     )
     assert api.get(f"/v1/archive/exports/{export_id}/zip", headers=auth(AUDITOR_KEY)).status_code == 409
+
+
+def test_expired_documents_are_purged_by_an_admin_except_under_legal_hold(
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a local archive whose retention already ended (issued in 2011, kept until 2020)."""
+    local = Runtime(rt.settings.model_copy(update={"archive_url": (tmp_path / "archive").as_uri()}))
+    expired_at = datetime(2020, 1, 1, tzinfo=UTC)
+    ids = [uuid.uuid4() for _ in range(3)]
+    with local.db.session() as session:
+        for index, entry_id in enumerate(ids):
+            key = f"invoice/2011/RE-2011-{index}--{entry_id}.pdf"
+            local.archive.put(
+                key, b"%PDF-1.7 old", hashlib.sha256(b"%PDF-1.7 old").hexdigest(), {}, expired_at
+            )
+            session.add(
+                ArchiveEntry(
+                    id=entry_id,
+                    document_type="invoice",
+                    number=f"RE-2011-{index}",
+                    issue_date=date(2011, 5, 1),
+                    archive_key=key,
+                    location=local.archive.location(key),
+                    sha256=hashlib.sha256(b"%PDF-1.7 old").hexdigest(),
+                    size_bytes=12,
+                    retention_class="voucher",
+                    retain_until=expired_at,
+                    legal_hold=index == 1,
+                )
+            )
+    monkeypatch.setenv("POSTROOM_ARCHIVE_URL", (tmp_path / "archive").as_uri())
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        listing = runner.invoke(main, ["archive", "retention", "--from", "2019-12-31", "--to", "2020-01-01"])
+        assert listing.exit_code == 0, listing.output
+        assert "3 document(s), 1 under legal hold" in listing.output
+        assert "legal-hold" in listing.output
+        dry = runner.invoke(main, ["archive", "purge-expired"])
+        assert dry.output.count("would delete") == 2
+        assert all(local.archive.head(f"invoice/2011/RE-2011-{i}--{ids[i]}.pdf") for i in range(3))
+        done = runner.invoke(main, ["archive", "purge-expired", "--yes", "--actor", "dpo"])
+        assert done.exit_code == 0, done.output
+    finally:
+        get_settings.cache_clear()
+    kept = f"invoice/2011/RE-2011-1--{ids[1]}.pdf"
+    assert [local.archive.head(f"invoice/2011/RE-2011-{i}--{ids[i]}.pdf") is not None for i in range(3)] == [
+        False,
+        True,
+        False,
+    ]
+    assert local.archive.get(kept) == b"%PDF-1.7 old"
+    with local.db.session() as session:
+        purged = session.scalars(select(ArchiveEvent).where(ArchiveEvent.kind == "archive.purge")).all()
+        assert sorted(event.subject for event in purged) == sorted(str(ids[i]) for i in (0, 2))
+        assert {event.actor for event in purged} == {"cli:dpo"}
+        assert session.get_one(ArchiveEntry, ids[0]).deleted_at is not None
+    assert CliRunner().invoke(main, ["audit", "verify"]).exit_code == 0

@@ -30,6 +30,7 @@ from postroom.channels.archive.store import (
     ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
+    check_expired,
     check_extension,
     require_aware,
 )
@@ -146,6 +147,18 @@ class LocalArchiveStore:
     def get(self, key: str) -> bytes:
         """The object's bytes."""
         return self._path(key).read_bytes()
+
+    def delete(self, key: str, now: datetime) -> bool:
+        """Remove the object and its metadata once its retention has ended (see :class:`ArchiveStore`)."""
+        path = self._path(key)
+        with self._locked():
+            existing = self.head(key)
+            if existing is None:
+                return False
+            check_expired(key, existing.retain_until, now)
+            _meta_path(path).unlink()
+            path.unlink(missing_ok=True)
+        return True
 
     def keys(self, prefix: str) -> Iterator[str]:
         """The keys of the complete objects below ``prefix`` (those with their metadata beside them)."""

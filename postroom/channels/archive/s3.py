@@ -16,6 +16,8 @@ from postroom.channels.archive.store import (
     ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
+    ArchiveRetained,
+    check_expired,
     check_extension,
     require_aware,
 )
@@ -157,6 +159,29 @@ class S3ArchiveStore:
             raise _classify(error) from None
         except BotoCoreError as error:
             raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+
+    def delete(self, key: str, now: datetime) -> bool:
+        """Delete every version of ``key`` once its retention has ended; S3 itself refuses
+        (Object Lock) while a version is still locked."""
+        existing = self.head(key)
+        if existing is None:
+            return False
+        check_expired(key, existing.retain_until, now)
+        full = self._key(key)
+        try:
+            listing = self.client.get_paginator("list_object_versions")
+            for page in listing.paginate(Bucket=self.bucket, Prefix=full):
+                for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if version["Key"] == full:
+                        version_id = version["VersionId"]
+                        self.client.delete_object(Bucket=self.bucket, Key=full, VersionId=version_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "AccessDenied":
+                raise ArchiveRetained(f"archive key {key} is still locked by the store") from None
+            raise _classify(error) from None
+        except BotoCoreError as error:
+            raise DeliveryDeferred(f"archive store unreachable ({type(error).__name__})") from None
+        return True
 
     def keys(self, prefix: str) -> Iterator[str]:
         """The keys below ``prefix`` (without this store's own prefix), page by page."""

@@ -29,6 +29,12 @@ class RetentionShortened(DeliveryRejected):
     code = "retention_shortened"
 
 
+class ArchiveRetained(DeliveryRejected):
+    """The object is still under retention; it cannot be deleted before its retain-until date."""
+
+    code = "archive_retained"
+
+
 class ArchiveObjectMissing(DeliveryRejected):
     """The key holds no (complete) object, so there is no retention to extend."""
 
@@ -91,6 +97,13 @@ class ArchiveStore(Protocol):
         """The keys of the stored objects below ``prefix``, in key order."""
         ...
 
+    def delete(self, key: str, now: datetime) -> bool:
+        """Delete ``key`` (every version of it) once its retention has ended; ``False`` if absent.
+
+        Raises :class:`ArchiveRetained` while ``now`` is before the retain-until date.
+        """
+        ...
+
     def check(self) -> None:
         """Raise :class:`~postroom.channels.base.ChannelUnavailable` if the store cannot be used."""
         ...
@@ -115,6 +128,13 @@ def check_extension(key: str, current: datetime | None, until: datetime) -> bool
         f"retention of archive key {key} ends {current.astimezone(UTC).isoformat()}; "
         f"{until.astimezone(UTC).isoformat()} would shorten it"
     )
+
+
+def check_expired(key: str, retain_until: datetime | None, now: datetime) -> None:
+    """Raise :class:`ArchiveRetained` unless the retention of ``key`` has ended at ``now``."""
+    if retain_until is not None and require_aware(now) < retain_until:
+        until = retain_until.astimezone(UTC).isoformat()
+        raise ArchiveRetained(f"archive key {key} is retained until {until}")
 
 
 def require_aware(until: datetime) -> datetime:
