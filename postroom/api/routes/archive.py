@@ -135,6 +135,17 @@ def search_archive(
     return view
 
 
+def stored_file(
+    rt: Runtime, archive_key: str, sha256: str, media_type: str, disposition: str
+) -> StreamingResponse:
+    """An archived object streamed from the store, its recorded SHA-256 in ``X-Content-SHA256``."""
+    headers = {
+        "X-Content-SHA256": sha256,
+        "Content-Disposition": f'{disposition}; filename="{archive_key.rsplit("/", 1)[-1]}"',
+    }
+    return StreamingResponse(rt.archive.stream(archive_key), media_type=media_type, headers=headers)
+
+
 def vars_of(criteria: ArchiveFilter) -> dict[str, Any]:
     """The filter's fields by name."""
     return {name: getattr(criteria, name) for name in ArchiveFilter.__slots__}
@@ -209,12 +220,7 @@ def download_export(request: Request, export_id: uuid.UUID, key: Auditor) -> Str
     if export.status != archive_exports.FINISHED or export.archive_key is None or export.sha256 is None:
         raise ProblemError(409, "Not finished", f"export {export_id} is {export.status}", slug="not-ready")
     log_access(rt, "archive.export_download", key, str(export_id))
-    headers = {
-        "X-Content-SHA256": export.sha256,
-        "Content-Disposition": f'attachment; filename="{export.archive_key.rsplit("/", 1)[-1]}"',
-    }
-    pieces = rt.archive.stream(export.archive_key)
-    return StreamingResponse(pieces, media_type="application/zip", headers=headers)
+    return stored_file(rt, export.archive_key, export.sha256, "application/zip", "attachment")
 
 
 @router.get("/{entry_id}", response_model=ArchiveEntryView)
@@ -237,13 +243,7 @@ def download_pdf(request: Request, entry_id: uuid.UUID, key: Auditor) -> Streami
     rt = _runtime(request)
     entry = visible_entry(rt, entry_id, key)
     log_access(rt, "archive.download", key, str(entry_id), key_in_store=entry.archive_key)
-    headers = {
-        "X-Content-SHA256": entry.sha256,
-        "Content-Length": str(entry.size_bytes),
-        "Content-Disposition": f'inline; filename="{entry.archive_key.rsplit("/", 1)[-1]}"',
-    }
-    pieces = rt.archive.stream(entry.archive_key)
-    return StreamingResponse(pieces, media_type="application/pdf", headers=headers)
+    return stored_file(rt, entry.archive_key, entry.sha256, "application/pdf", "inline")
 
 
 @router.get(
