@@ -7,6 +7,7 @@ import uuid
 from fastapi import FastAPI
 
 from postroom import __version__
+from postroom.api import web
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
 from postroom.api.routes import (
@@ -64,7 +65,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.state.retry_batch = retry_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, batches, catalogue, templates, webhooks, archive, admin, health, metrics):
+    for module in (documents, batches, catalogue, templates, webhooks, archive, web, admin, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(TraceParentMiddleware)
