@@ -314,10 +314,11 @@ def test_local_store_never_overwrites_an_object(tmp_path: Path) -> None:
     assert (root / "invoice/2026/a.pdf").read_bytes() == PDF
     # The same content completes it.
     assert store.put("invoice/2026/a.pdf", PDF, SHA, {}, UNTIL).retain_until == UNTIL
-    # Data that does not match its SHA-256 is refused, and the store has no delete operation at all.
+    # Data that does not match its SHA-256 is refused; nothing is deleted before its retain-until date.
     with pytest.raises(DeliveryRejected, match="does not match"):
         store.put("invoice/2026/b.pdf", other, SHA, {}, UNTIL)
-    assert not any(name.startswith(("delete", "remove")) for name in dir(store))
+    with pytest.raises(ArchiveRetained):
+        store.delete("invoice/2026/a.pdf", UNTIL - timedelta(days=1))
     with pytest.raises(ValueError, match="own files"):
         store.put("retention-index", PDF, SHA, {}, UNTIL)
 
