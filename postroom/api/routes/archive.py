@@ -22,6 +22,7 @@ from postroom.core import archive_index, event_chain
 from postroom.core.archive_index import AccessLimits, ArchiveFilter, InvalidCursor, SortField
 from postroom.core.archive_verification import Verification, verify_entry
 from postroom.core.models import ArchiveEntry, ArchiveExport
+from postroom.einvoice.read import extract_cii
 from postroom.jobs import archive_exports
 from postroom.runtime import Runtime
 from postroom.settings import ApiKey
@@ -253,8 +254,6 @@ def download_pdf(request: Request, entry_id: uuid.UUID, key: Auditor) -> Streami
 )
 def download_xml(request: Request, entry_id: uuid.UUID, key: Auditor) -> Response:
     """The EN 16931 CII XML embedded in the archived PDF (``factur-x.xml``)."""
-    from postroom.einvoice.read import extract_cii
-
     rt = _runtime(request)
     entry = visible_entry(rt, entry_id, key)
     xml = extract_cii(rt.archive.get(entry.archive_key)) if entry.has_einvoice else None
