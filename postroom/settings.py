@@ -229,6 +229,10 @@ class Settings(BaseSettings):
             password=SecretStr(unquote(parts.password)) if parts.password else None,
         )
 
+    def api_key_by_id(self, key_id: str) -> ApiKey | None:
+        """The configured key with the public id ``key_id``, if any."""
+        return next((key for key in self.api_keys if key.id == key_id), None)
+
     def api_key_for(self, token: str) -> ApiKey | None:
         """The configured key whose secret is ``token``, if any."""
         for key in self.api_keys:

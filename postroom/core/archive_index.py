@@ -26,7 +26,6 @@ from postroom.documents.doctype import Figures
 from postroom.settings import ArchiveRestriction
 
 SortField = Literal["issue_date", "number", "archived_at"]
-SORT_FIELDS: tuple[SortField, ...] = ("issue_date", "number", "archived_at")
 SYSTEM_ACTOR = "postroom"
 
 

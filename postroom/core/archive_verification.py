@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postroom.core.event_chain import entry_hash
+from postroom.core.event_chain import sealed
 from postroom.core.models import ArchiveEntry, ArchiveEvent
 
 
@@ -74,10 +74,7 @@ def verify_entry(session: Session, store: ReadableArchive, entry: ArchiveEntry) 
     if write is None:
         problems.append("the event chain holds no archive.write entry for this document")
     else:
-        recomputed = entry_hash(
-            write.seq, write.at, write.kind, write.actor, write.subject, write.detail, write.prev_hash
-        )
-        if recomputed != write.hash:
+        if not sealed(write):
             problems.append(f"event chain entry {write.seq} was altered")
         if write.detail.get("sha256") != entry.sha256:
             problems.append(f"event chain entry {write.seq} records another SHA-256 than the index")

@@ -114,6 +114,12 @@ def walk(session: Session, batch: int = 1000) -> Iterator[ArchiveEvent]:
         session.expunge_all()
 
 
+def sealed(event: ArchiveEvent) -> bool:
+    """Whether ``event``'s hash still matches its fields (it was not edited)."""
+    fields = (event.seq, event.at, event.kind, event.actor, event.subject, event.detail, event.prev_hash)
+    return entry_hash(*fields) == event.hash
+
+
 def verify(session: Session, anchors: Mapping[int, str] | None = None) -> ChainReport:
     """Walk the chain from the first entry and report the first broken link.
 
@@ -122,31 +128,26 @@ def verify(session: Session, anchors: Mapping[int, str] | None = None) -> ChainR
     edited). ``anchors`` (entry number → hash, as written into the archive) must match too; and
     the last entry must be the head.
     """
-    expected_prev, expected_seq, count = GENESIS, 1, 0
     head = session.get(ArchiveChainHead, _HEAD_ID)
     head_seq, head_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
     anchors = anchors or {}
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+
+    def report(broken: ChainBreak | None) -> ChainReport:
+        return ChainReport(count, head_seq, head_hash, broken)
+
     for event in walk(session):
         count += 1
         if event.seq != expected_seq:
-            return ChainReport(count, head_seq, head_hash, ChainBreak(expected_seq, "entry missing"))
+            return report(ChainBreak(expected_seq, "entry missing"))
         if event.prev_hash != expected_prev:
-            return ChainReport(
-                count, head_seq, head_hash, ChainBreak(event.seq, "previous hash does not match")
-            )
-        recomputed = entry_hash(
-            event.seq, event.at, event.kind, event.actor, event.subject, event.detail, event.prev_hash
-        )
-        if recomputed != event.hash:
-            return ChainReport(count, head_seq, head_hash, ChainBreak(event.seq, "entry altered"))
+            return report(ChainBreak(event.seq, "previous hash does not match"))
+        if not sealed(event):
+            return report(ChainBreak(event.seq, "entry altered"))
         if event.seq in anchors and anchors[event.seq] != event.hash:
-            return ChainReport(
-                count, head_seq, head_hash, ChainBreak(event.seq, "differs from the archived anchor")
-            )
+            return report(ChainBreak(event.seq, "differs from the archived anchor"))
         expected_prev, expected_seq = event.hash, event.seq + 1
     if expected_seq - 1 != head_seq or expected_prev != head_hash:
-        return ChainReport(count, head_seq, head_hash, ChainBreak(expected_seq, "entries missing at the end"))
+        return report(ChainBreak(expected_seq, "entries missing at the end"))
     beyond = [seq for seq in anchors if seq > head_seq]
-    if beyond:
-        return ChainReport(count, head_seq, head_hash, ChainBreak(min(beyond), "anchored entry missing"))
-    return ChainReport(count, head_seq, head_hash, None)
+    return report(ChainBreak(min(beyond), "anchored entry missing") if beyond else None)

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import func, select
 
 from postroom.channels.archive import retention_end
 from postroom.core import event_chain
-from postroom.core.archive_index import AccessLimits, ArchiveFilter, filtered
+from postroom.core.archive_index import AccessLimits, ArchiveFilter, filtered, search
 from postroom.core.models import ArchiveEntry, ArchiveExport, utcnow
 from postroom.documents.doctype import RETENTION_YEARS
 from postroom.jobs.z3 import ExportDocument, Z3ExportError, write_z3_export
@@ -77,15 +76,17 @@ def build_export(rt: Runtime, export_id: uuid.UUID) -> None:
         export = session.get(ArchiveExport, export_id)
         if export is None or export.status == FINISHED:
             return
-        key = next((k for k in rt.settings.api_keys if k.id == export.api_key_id), None)
+        key = rt.settings.api_key_by_id(export.api_key_id)
         if key is None:
             export.status, export.error_detail = FAILED, "the requesting API key no longer exists"
             return
-        export.status, export.documents_done = RUNNING, 0
-        export.documents_total = _count(rt, export, AccessLimits.of(key.archive))
+        limits = AccessLimits.of(key.archive)
         period, include_pdfs = (export.period_from, export.period_to), export.include_pdfs
-        session.flush()
-        session.expunge(export)
+        archive_key = export_key(export)
+        export.status, export.documents_done = RUNNING, 0
+        export.documents_total = (
+            session.scalar(filtered(select(func.count()).select_from(ArchiveEntry), _in(period), limits)) or 0
+        )
 
     def progress(done: int) -> None:
         with rt.db.session() as session:
@@ -96,7 +97,7 @@ def build_export(rt: Runtime, export_id: uuid.UUID) -> None:
         target = Path(folder) / "export.zip"
         try:
             summary = write_z3_export(
-                _documents(rt, export, AccessLimits.of(key.archive)),
+                _documents(rt, period, limits),
                 lambda document: rt.archive.get(document.archive_key),
                 target,
                 period=period,
@@ -110,7 +111,6 @@ def build_export(rt: Runtime, export_id: uuid.UUID) -> None:
             fail_export(rt, export_id, str(error))
             log.warning("archive export failed", export_id=str(export_id), error=str(error))
             return
-        archive_key = export_key(export)
         retain_until = retention_end(utcnow().date(), RETENTION_YEARS["books"])
         metadata = {"document-type": "z3-export", "retention-class": "books", "export-id": str(export_id)}
         rt.archive.put(archive_key, target.read_bytes(), summary.sha256, metadata, retain_until)
@@ -144,34 +144,23 @@ def fail_export(rt: Runtime, export_id: uuid.UUID, reason: str) -> None:
             )
 
 
-def _in_period(export: ArchiveExport, limits: AccessLimits) -> Select[Any]:
-    period = ArchiveFilter(issued_from=export.period_from, issued_to=export.period_to)
-    return filtered(select(ArchiveEntry), period, limits)
-
-
-def _count(rt: Runtime, export: ArchiveExport, limits: AccessLimits) -> int:
-    with rt.db.session() as session:
-        query = _in_period(export, limits).with_only_columns(func.count())
-        return session.scalar(query) or 0
+def _in(period: tuple[date, date]) -> ArchiveFilter:
+    return ArchiveFilter(issued_from=period[0], issued_to=period[1])
 
 
 def _documents(
-    rt: Runtime, export: ArchiveExport, limits: AccessLimits, chunk: int = 500
+    rt: Runtime, period: tuple[date, date], limits: AccessLimits, chunk: int = 500
 ) -> Iterator[ExportDocument]:
-    """The export's documents by issue date, read ``chunk`` at a time (keyset pages)."""
-    last: tuple[date, uuid.UUID] | None = None
+    """The period's documents by issue date, read a search page of ``chunk`` at a time."""
+    cursor: str | None = None
     while True:
         with rt.db.session() as session:
-            query = _in_period(export, limits)
-            if last is not None:
-                query = query.where(tuple_(ArchiveEntry.issue_date, ArchiveEntry.id) > tuple_(*last))
-            query = query.order_by(ArchiveEntry.issue_date, ArchiveEntry.id).limit(chunk)
-            rows = session.scalars(query).all()
-            documents = [_export_document(row) for row in rows]
+            page = search(session, _in(period), limits, limit=chunk, cursor=cursor)
+            documents = [_export_document(entry) for entry in page.entries]
         yield from documents
-        if len(rows) < chunk:
+        if page.next_cursor is None:
             return
-        last = (rows[-1].issue_date, rows[-1].id)
+        cursor = page.next_cursor
 
 
 _ZERO = Decimal("0.00")

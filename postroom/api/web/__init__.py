@@ -194,7 +194,7 @@ def session_key(settings: Settings, cookie: str | None, now: float | None = None
         return None
     if int(expires) <= (now if now is not None else time.time()):
         return None
-    key = next((k for k in settings.api_keys if k.id == key_id), None)
+    key = settings.api_key_by_id(key_id)
     if key is None or not may_audit(key):
         return None
     if not hmac.compare_digest(mac, _mac(key, "session", f"{key_id}|{expires}")):
