@@ -103,3 +103,9 @@ def compute_totals(items: Iterable[LineItem], adjustments: Iterable[Adjustment] 
         tax=tax,
         gross=net + tax,
     )
+
+
+def decimal_text(value: Decimal) -> str:
+    """``value`` as plain decimal text without trailing zeros: ``40.0000`` → ``"40"`` (not ``"4E+1"``)."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

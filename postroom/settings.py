@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +19,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_core import from_json
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from postroom.documents.parties import Seller
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,6 +173,20 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    # The core: who issues invoices, number ranges, terms (see README, "The core").
+    issuer: Seller | None = Field(
+        default=None, description="The issuing company printed on every core document (JSON)."
+    )
+    invoice_prefix: str = Field(default="RE", pattern=r"^[A-Z]{1,6}$")
+    credit_note_prefix: str = Field(default="GS", pattern=r"^[A-Z]{1,6}$")
+    commission_statement_prefix: str = Field(default="PA", pattern=r"^[A-Z]{1,6}$")
+    followup_prefix: str = Field(default="WV", pattern=r"^[A-Z]{1,6}$")
+    payment_terms_days: int = Field(default=14, ge=0, le=120)
+    commission_payable_on: Literal["invoice_paid", "invoice_issued"] = "invoice_paid"
+    commission_discount_rate: Decimal = Field(default=Decimal("2.5"), ge=0, le=20)
+    followup_wait_days: int = Field(default=14, ge=0, le=365)
+    followup_group: str = Field(default="auftragsmanagement", min_length=1, max_length=64)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ BULK_KEY = "test-bulk-key"
 READER_KEY = "test-reader-secret"
 AUDITOR_KEY = "test-auditor-secret"
 LIMITED_AUDITOR_KEY = "test-limited-auditor-secret"
+CORE_KEY = "test-core-secret"
 LIMITED_AUDITOR_VIEW = {"issued_from": "2019-01-01", "issued_to": "2019-06-30", "document_types": ["invoice"]}
 """What the limited auditor key may see of the archive."""
 ARCHIVE_BUCKET = "postroom-archive"
@@ -124,6 +125,7 @@ def hub_env(
                 {"id": "admin", "secret": ADMIN_KEY, "scopes": ["admin"]},
                 {"id": "bulk", "secret": BULK_KEY, "scopes": ["batches:write", "documents:read"]},
                 {"id": "auditor", "secret": AUDITOR_KEY, "scopes": ["archive:read"]},
+                {"id": "core", "secret": CORE_KEY, "scopes": ["core:write", "core:read"]},
                 {
                     "id": "auditor-h1-2019",
                     "secret": LIMITED_AUDITOR_KEY,
@@ -138,6 +140,7 @@ def hub_env(
         "POSTROOM_LOG_JSON": "true",
         "POSTROOM_PRINT_CUTOFF_INTERVAL_SECONDS": "1",
         "POSTROOM_PRINT_ACK_POLL_SECONDS": "1",
+        "POSTROOM_ISSUER": json.dumps(example("invoice")["data"]["seller"]),
     }
     os.environ.update(env)
     get_settings.cache_clear()

@@ -16,6 +16,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from email import message_from_bytes
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,12 +41,14 @@ from postroom.webhooks import verify
 from tests.conftest import (
     ARCHIVE_BUCKET,
     BULK_KEY,
+    CORE_KEY,
     READER_KEY,
     REFUSED_ADDRESS,
     WEBHOOK_SECRET,
     WRITER_KEY,
     example,
 )
+from tests.core_orders import camt053, order_body
 from tests.services import S3Server
 
 pytestmark = pytest.mark.e2e
@@ -827,3 +831,97 @@ def test_logs_hold_no_personal_data(api: httpx.Client, logs: Path) -> None:
         REFUSED_ADDRESS,
     ):
         assert personal not in text
+
+
+CORE_HEADERS = {"Authorization": f"Bearer {CORE_KEY}"}
+
+
+def wait_invoice(api: httpx.Client, invoice_id: str, status: str, timeout: float = 90) -> dict[str, Any]:
+    """Poll an invoice until it reaches ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        invoice: dict[str, Any] = api.get(f"/v1/invoices/{invoice_id}", headers=CORE_HEADERS).json()
+        if invoice["status"] == status or time.monotonic() > deadline:
+            return invoice
+        time.sleep(0.3)
+
+
+def test_an_order_is_billed_paid_by_bank_statement_and_corrected_over_http(
+    api: httpx.Client, smtp_sink: SmtpSink
+) -> None:
+    order = api.post("/v1/orders", json=order_body(), headers=CORE_HEADERS)
+    assert order.status_code == 201, order.text
+    assert order.json()["status"] == "ready", order.json()["findings"]
+    released = api.post(f"/v1/orders/{order.json()['id']}/release", headers=CORE_HEADERS)
+    assert released.status_code == 200, released.text
+    billed = {invoice["role"]: invoice for invoice in released.json()["invoices"]}
+    assert set(billed) == {"seller", "buyer"}
+    assert billed["seller"]["number"] != billed["buyer"]["number"]
+
+    seller = wait_invoice(api, billed["seller"]["id"], "sent")
+    buyer = wait_invoice(api, billed["buyer"]["id"], "sent")
+    assert (seller["status"], buyer["status"]) == ("sent", "sent")
+    assert seller["gross_total"] == buyer["gross_total"] == "14244.30"  # 11,970.00 + 19 % VAT
+    for invoice in (seller, buyer):
+        document = api.get(
+            f"/v1/documents/{invoice['document_id']}", headers={"Authorization": f"Bearer {READER_KEY}"}
+        )
+        channels = {d["channel"]: d["status"] for d in document.json()["deliveries"]}
+        assert channels == {"email": "confirmed", "archive": "confirmed"}
+    mailed = [path.read_bytes() for path in smtp_sink.messages()]
+    assert sum(seller["number"].encode() in mail for mail in mailed) == 1
+
+    statement = camt053(
+        (seller["number"], Decimal("14244.30")), (buyer["number"], Decimal("5000.00")), date.today()
+    )
+    headers = {**CORE_HEADERS, "Content-Type": "application/xml"}
+    first = api.post("/v1/bank-statements", content=statement, headers=headers)
+    assert first.status_code == 201, first.text
+    assert (first.json()["booked"], first.json()["for_review"], first.json()["repeated"]) == (2, 0, False)
+    again = api.post("/v1/bank-statements", content=statement, headers=headers)
+    assert (again.json()["id"], again.json()["repeated"]) == (first.json()["id"], True)
+
+    seller = api.get(f"/v1/invoices/{seller['id']}", headers=CORE_HEADERS).json()
+    buyer = api.get(f"/v1/invoices/{buyer['id']}", headers=CORE_HEADERS).json()
+    assert (seller["status"], seller["open_amount"], seller["paid_total"]) == ("paid", "0.00", "14244.30")
+    assert (buyer["status"], buyer["open_amount"], buyer["paid_total"]) == (
+        "partially_paid",
+        "9244.30",
+        "5000.00",
+    )
+
+    correction = {"lines": [{**released_line(), "unit_price": "11000.00"}]}
+    cancelled = api.post(
+        f"/v1/invoices/{buyer['id']}/cancel",
+        json={"reason": "Courtage nachverhandelt", "correction": correction},
+        headers=CORE_HEADERS,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    result = cancelled.json()
+    assert result["cancelled"]["status"] == "cancelled"
+    assert result["cancelled"]["number"] == buyer["number"]
+    assert result["cancelled"]["gross_total"] == "14244.30"  # the original never changes
+    credit_note, corrected = result["credit_note"], result["correction"]
+    assert credit_note["kind"] == "credit_note"
+    assert credit_note["cancels_id"] == buyer["id"]
+    assert corrected["number"] not in (buyer["number"], None)
+    assert corrected["gross_total"] == "13090.00"
+    assert (corrected["paid_total"], corrected["open_amount"], corrected["status"]) == (
+        "5000.00",
+        "8090.00",
+        "partially_paid",
+    )
+    assert wait_invoice(api, credit_note["id"], "sent")["status"] == "sent"
+    history = api.get(f"/v1/invoices/{buyer['id']}/history", headers=CORE_HEADERS).json()
+    assert [event["after"] for event in history if event["after"]] == [
+        "draft",
+        "issued",
+        "sent",
+        "partially_paid",
+        "cancelled",
+    ]
+
+
+def released_line() -> dict[str, str]:
+    """The courtage line of the e2e order's buyer share, as its correction starts from."""
+    return {"description": "Maklercourtage (korrigiert)", "quantity": "1", "unit": "C62", "tax_rate": "19"}

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import postroom.core.billing.models  # noqa: F401  (the core tables)
 from postroom.core.db import make_engine
 from postroom.core.migrate import alembic_config, current_revision, head_revision, upgrade
 from postroom.core.models import Base

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from postroom import __version__
 from postroom.api import web
+from postroom.api.core_calls import install_core_errors
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
 from postroom.api.routes import (
@@ -15,9 +16,13 @@ from postroom.api.routes import (
     archive,
     batches,
     catalogue,
+    commissions,
     documents,
     health,
+    invoices,
     metrics,
+    orders,
+    payments,
     templates,
     webhooks,
 )
@@ -65,7 +70,23 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.state.retry_batch = retry_batch
     app.state.eletter_followup = actors.follow_eletter_outcome
     install_problem_handlers(app)
-    for module in (documents, batches, catalogue, templates, webhooks, archive, web, admin, health, metrics):
+    install_core_errors(app)
+    for module in (
+        documents,
+        batches,
+        catalogue,
+        templates,
+        webhooks,
+        archive,
+        web,
+        admin,
+        health,
+        metrics,
+        orders,
+        invoices,
+        payments,
+        commissions,
+    ):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(TraceParentMiddleware)

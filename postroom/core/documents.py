@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from postroom.core.billing.handoffs import document_delivered
 from postroom.core.models import (
     AuditEvent,
     Base,
@@ -463,6 +464,22 @@ def stalled_fallbacks(session: Session, pending_before: datetime) -> list[uuid.U
     return list(session.scalars(query))
 
 
+def stalled_renders(session: Session, queued_before: datetime, limit: int = 1000) -> list[uuid.UUID]:
+    """Single documents still ``queued`` since before ``queued_before``: their render message was
+    never sent (the queue was unreachable when the core issued them) or was lost. Bulk runs'
+    documents are left out: their chunk actors send them."""
+    query = (
+        select(Document.id)
+        .where(
+            Document.status == DocumentStatus.QUEUED,
+            Document.batch_id.is_(None),
+            Document.created_at < queued_before,
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     """What retrying a failed document opened: rendering again, or these deliveries."""
@@ -538,6 +555,7 @@ def settle_document(session: Session, document_id: uuid.UUID) -> None:
     standing = [d for d in deliveries if d.id not in replaced]
     if standing and all(d.status is DeliveryStatus.CONFIRMED for d in standing):
         move_document(document, DocumentStatus.DELIVERED)
+        document_delivered(session, document_id)
 
 
 def purge_personal_data(session: Session, document_id: uuid.UUID, reason: str, *, actor: str) -> bool:

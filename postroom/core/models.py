@@ -50,7 +50,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
-def _status(enum: type[StrEnum]) -> Enum:
+def status_column(enum: type[StrEnum]) -> Enum:
+    """A string column holding one member of ``enum``, checked on write."""
     return Enum(
         enum,
         native_enum=False,
@@ -86,7 +87,9 @@ class Document(Base):
     number: Mapped[str] = mapped_column(String(35))
     issue_date: Mapped[date]
     locale: Mapped[str] = mapped_column(String(8))
-    status: Mapped[DocumentStatus] = mapped_column(_status(DocumentStatus), default=DocumentStatus.QUEUED)
+    status: Mapped[DocumentStatus] = mapped_column(
+        status_column(DocumentStatus), default=DocumentStatus.QUEUED
+    )
     channels: Mapped[list[str]] = mapped_column(JSON)
     requested_template: Mapped[str | None] = mapped_column(String(64))
     template_id: Mapped[str | None] = mapped_column(String(64))
@@ -154,7 +157,9 @@ class Delivery(Base):
     document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
     variant: Mapped[str] = mapped_column(String(16))
-    status: Mapped[DeliveryStatus] = mapped_column(_status(DeliveryStatus), default=DeliveryStatus.PENDING)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        status_column(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     external_ref: Mapped[str | None] = mapped_column(String(500))
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -185,7 +190,7 @@ class DeliveryEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[DeliveryStatus] = mapped_column(_status(DeliveryStatus))
+    status: Mapped[DeliveryStatus] = mapped_column(status_column(DeliveryStatus))
     event: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(String(500))
 

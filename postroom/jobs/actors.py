@@ -22,6 +22,7 @@ from postroom.core.documents import (
     fail_document,
     retry_failed_document,
     stalled_fallbacks,
+    stalled_renders,
 )
 from postroom.core.models import Batch, Delivery, Document, utcnow
 from postroom.core.print_batches import DEFAULT_GROUP
@@ -189,6 +190,21 @@ def resend_stalled_fallbacks() -> None:
         deliver.send(str(delivery_id))
     if stalled:
         log.warning("stalled fallback deliveries sent again", count=len(stalled))
+
+
+RENDER_STALL = timedelta(minutes=10)
+"""A single document queued longer than this never got (or lost) its render message."""
+
+
+@job(MAINTENANCE_QUEUE, 300, _maintenance_given_up)
+def resend_stalled_renders() -> None:
+    """Send the render message again for documents stuck in ``queued``; rendering twice is harmless."""
+    with runtime().db.session() as session:
+        stalled = stalled_renders(session, utcnow() - RENDER_STALL)
+    for document_id in stalled:
+        render_document.send(str(document_id))
+    if stalled:
+        log.warning("stalled renders sent again", count=len(stalled))
 
 
 @job(CALLBACKS_QUEUE, settings.callback_timeout_seconds + 5, _callback_given_up)

@@ -74,6 +74,11 @@ def schedule(settings: Settings) -> list[Periodic]:
             actors.resend_stalled_fallbacks.send,
             every=actors.FALLBACK_STALL.total_seconds(),
         ),
+        Periodic(
+            "stalled renders",
+            actors.resend_stalled_renders.send,
+            every=actors.RENDER_STALL.total_seconds() / 2,
+        ),
         Periodic("event chain anchor", actors.anchor_event_chain.send, times=("00:15",)),
     ]
     if settings.eletter_url:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from alembic import context
 
+import postroom.core.billing.models  # noqa: F401  (registers the core tables on Base.metadata)
 from postroom.core.db import make_engine
 from postroom.core.models import Base, UtcDateTime
 

@@ -1,0 +1,88 @@
+"""How the core produces documents: through the hub's own path, as a queued document.
+
+The core builds a request body as any caller of ``POST /v1/documents`` would, validates it
+with the document type's schema (so §14 UStG rules hold here exactly as on the API) and
+records the ``queued`` document in the caller's transaction. The caller enqueues the
+returned ids once that transaction has committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postroom.core.documents import new_document
+from postroom.core.models import Document
+from postroom.documents.catalogue import document_type
+from postroom.documents.parties import Seller
+from postroom.settings import Settings
+
+
+class DocumentRefused(Exception):
+    """The document's schema refuses what the core would send; ``errors`` name each field."""
+
+    def __init__(self, document_type: str, errors: list[dict[str, Any]]) -> None:
+        self.document_type = document_type
+        self.errors = errors
+        problems = "; ".join(f"{error['field']}: {error['message']}" for error in errors[:5])
+        super().__init__(f"the {document_type} lacks required content: {problems}")
+
+
+class IssuerMissing(Exception):
+    """No issuing company is configured (``POSTROOM_ISSUER``)."""
+
+    def __init__(self) -> None:
+        super().__init__("no issuing company is configured: set POSTROOM_ISSUER (§14(4) Nr. 1 UStG)")
+
+
+@dataclass
+class Outbox:
+    """Documents recorded in this transaction, to enqueue after it commits."""
+
+    document_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def extend(self, other: Outbox) -> None:
+        """Take over another outbox's documents."""
+        self.document_ids.extend(other.document_ids)
+
+
+def issuer(settings: Settings) -> Seller:
+    """The issuing company, or :class:`IssuerMissing`."""
+    if settings.issuer is None:
+        raise IssuerMissing
+    return settings.issuer
+
+
+def submit(session: Session, outbox: Outbox, body: dict[str, Any], *, key: str, api_key_id: str) -> Document:
+    """Validate ``body`` and record it as a queued document (once per ``key``)."""
+    existing = session.scalars(
+        select(Document).where(Document.api_key_id == api_key_id, Document.idempotency_key == key)
+    ).first()
+    if existing is not None:
+        return existing
+    doc_type = document_type(body["type"])
+    try:
+        request = doc_type.parse(body)
+    except ValidationError as error:
+        raise DocumentRefused(doc_type.name, _fields(error)) from None
+    document = new_document(request, api_key_id=api_key_id, idempotency_key=key)
+    session.add(document)
+    session.flush()  # before the row that refers to it: the two are not linked by a relationship
+    outbox.document_ids.append(document.id)
+    return document
+
+
+def _fields(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_input=False)
+    ]
