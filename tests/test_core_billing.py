@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from postroom.core.billing import handoffs, invoices, payments
 from postroom.core.billing.models import Advance, Invoice, NumberSequence, Party, Payment
@@ -160,32 +161,37 @@ def test_a_rejected_order_mails_submitter_and_agency_and_schedules_a_followup(ap
         assert (task.due_date - mine[0].issue_date).days == 14
 
 
+COURTAGE_LINE = {
+    "description": "Courtage",
+    "quantity": "1",
+    "unit": "C62",
+    "unit_price": "100.00",
+    "tax_rate": "19",
+}
+
+
+def new_draft(session: Session) -> Invoice:
+    """A draft invoice over 100.00 net to a party the other tests created."""
+    party = session.scalars(select(Party).where(Party.kind == "consumer", Party.name.is_not(None))).first()
+    assert party is not None
+    return invoices.new_invoice(
+        session,
+        kind="invoice",
+        party_id=party.id,
+        lines=[COURTAGE_LINE],
+        currency="EUR",
+        channels=["email", "archive"],
+        actor="test",
+    )
+
+
 def test_issuing_refuses_an_invoice_without_the_statutory_content(api: TestClient) -> None:
     rt = runtime()
     assert rt.settings.issuer is not None
     no_tax_id = rt.settings.issuer.model_copy(update={"vat_id": None, "tax_number": None})
     settings = rt.settings.model_copy(update={"issuer": no_tax_id, "invoice_prefix": "NOTAX"})
-    line = {
-        "description": "Courtage",
-        "quantity": "1",
-        "unit": "C62",
-        "unit_price": "10.00",
-        "tax_rate": "19",
-    }
     with rt.db.session() as session:
-        party = session.scalars(
-            select(Party).where(Party.kind == "consumer", Party.name.is_not(None))
-        ).first()
-        assert party is not None
-        draft = invoices.new_invoice(
-            session,
-            kind="invoice",
-            party_id=party.id,
-            lines=[line],
-            currency="EUR",
-            channels=["email", "archive"],
-            actor="test",
-        )
+        draft = new_draft(session)
         with pytest.raises(DocumentRefused, match=r"§14\(4\) Nr. 2 UStG"):
             invoices.issue(session, draft, settings, today=date(2026, 11, 23), actor="test")
         session.rollback()
@@ -197,30 +203,8 @@ def test_200_invoices_issued_from_8_parallel_requests_get_gapless_numbers(api: T
     rt = runtime()
     prefix = "".join(chr(65 + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
     settings = rt.settings.model_copy(update={"invoice_prefix": prefix})
-    line = {
-        "description": "Courtage",
-        "quantity": "1",
-        "unit": "C62",
-        "unit_price": "100.00",
-        "tax_rate": "19",
-    }
     with rt.db.session() as session:
-        party = session.scalars(
-            select(Party).where(Party.kind == "consumer", Party.name.is_not(None))
-        ).first()
-        assert party is not None
-        drafts = [
-            invoices.new_invoice(
-                session,
-                kind="invoice",
-                party_id=party.id,
-                lines=[line],
-                currency="EUR",
-                channels=["email", "archive"],
-                actor="test",
-            ).id
-            for _ in range(200)
-        ]
+        drafts = [new_draft(session).id for _ in range(200)]
     errors: list[BaseException] = []
 
     def issue_share(ids: list[uuid.UUID]) -> None:
