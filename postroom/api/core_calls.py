@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from postroom.api.problems import FieldError, Problem, problem_response
+from postroom.api.problems import FieldError, Problem, field_errors, problem_response
 from postroom.core.billing import history
 from postroom.core.billing.commissions import CommissionStateError
 from postroom.core.billing.followups import FollowupError
@@ -115,7 +115,7 @@ def install_core_errors(app: FastAPI) -> None:
 
     async def on_refused(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, DocumentRefused)
-        errors = [FieldError(**item) for item in error.errors]
+        errors = field_errors(error.errors)
         return problem_response(
             Problem(
                 type="urn:postroom:problem:document-content",

@@ -97,16 +97,16 @@ async def import_bank_statement(
     request: Request, key: Annotated[ApiKey, Depends(require("core:write"))]
 ) -> ImportView:
     """Import a camt.053 statement or camt.054 notification (XML body); the same file twice books nothing."""
-    data = b""
+    received = bytearray()
     async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_STATEMENT_BYTES:
+        received += chunk
+        if len(received) > MAX_STATEMENT_BYTES:
             raise ProblemError(413, "Too large", "a bank file may have at most 20 MB", slug="too-large")
     rt = runtime_of(request)
 
     def book() -> ImportView:
         with rt.db.session() as session:
-            outcome = bank_statements.import_statement(session, data, rt.settings, actor=key.id)
+            outcome = bank_statements.import_statement(session, bytes(received), rt.settings, actor=key.id)
             record = outcome.bank_import
             return ImportView(
                 id=record.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,11 +51,6 @@ def schedule(
     session.flush()
     history.record(session, "followup", task.id, "scheduled", actor=actor, case=case_id, due=due_date)
     return task
-
-
-def after(today: date, days: int) -> date:
-    """The due date ``days`` after ``today``."""
-    return today + timedelta(days=days)
 
 
 def for_case(session: Session, case_id: uuid.UUID) -> list[Followup]:

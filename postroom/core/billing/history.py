@@ -13,13 +13,6 @@ from postroom.core.billing.models import CoreEvent
 from postroom.core.billing.states import check_transition
 
 
-class StatefulRow:
-    """What :func:`move` needs of a row: an id and a status."""
-
-    id: uuid.UUID
-    status: Any
-
-
 def record(
     session: Session,
     entity: str,

@@ -167,11 +167,6 @@ def _reference(original: Invoice | None) -> dict[str, str]:
     return {"number": original.number, "issue_date": original.issue_date.isoformat()}
 
 
-def locked_invoice(session: Session, invoice_id: uuid.UUID) -> Invoice | None:
-    """The invoice, locked for the rest of the transaction."""
-    return session.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
-
-
 def cancel(
     session: Session,
     invoice: Invoice,

@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -85,15 +85,12 @@ def correct(session: Session, order: Order, request: OrderRequest, *, actor: str
     if request.order_id != order.upstream_id:
         raise OrderStateError("a correction must keep the order_id")
     _apply(session, order, request)
-    order.request_sha256 = fingerprint(request)
     history.record(session, ENTITY, order.id, "corrected", actor=actor, reason=reason)
     _check(session, order, request, actor=actor, initial=False)
 
 
 def _apply(session: Session, order: Order, request: OrderRequest) -> None:
-    seller = save_party(
-        session, request.seller, request.seller.kind, order.seller_id if order.seller_id else None
-    )
+    seller = save_party(session, request.seller, request.seller.kind, order.seller_id)
     buyer = (
         save_party(session, request.buyer, request.buyer.kind, order.buyer_id)
         if request.buyer is not None
@@ -224,7 +221,7 @@ def reject(
     if order.status not in (OrderStatus.NEEDS_REVIEW, OrderStatus.READY):
         raise OrderStateError(f"order {order.upstream_id} is {order.status} and cannot be rejected")
     history.move(session, ENTITY, order, OrderStatus.REJECTED, "rejected", actor=actor, reason=reason)
-    due = followups.after(today, settings.followup_wait_days)
+    due = today + timedelta(days=settings.followup_wait_days)
     subject = f"Auftrag {order.upstream_id} abgelehnt"
     task = followups.schedule(
         session,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,12 +25,13 @@ from postroom.settings import Settings
 
 
 class DocumentRefused(Exception):
-    """The document's schema refuses what the core would send; ``errors`` name each field."""
+    """The document's schema refuses what the core would send; ``errors`` are pydantic's, without
+    the input values (which may be personal data)."""
 
-    def __init__(self, document_type: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, document_type: str, errors: list[ErrorDetails]) -> None:
         self.document_type = document_type
         self.errors = errors
-        problems = "; ".join(f"{error['field']}: {error['message']}" for error in errors[:5])
+        problems = "; ".join(error["msg"] for error in errors[:5])
         super().__init__(f"the {document_type} lacks required content: {problems}")
 
 
@@ -69,20 +71,9 @@ def submit(session: Session, outbox: Outbox, body: dict[str, Any], *, key: str, 
     try:
         request = doc_type.parse(body)
     except ValidationError as error:
-        raise DocumentRefused(doc_type.name, _fields(error)) from None
+        raise DocumentRefused(doc_type.name, error.errors(include_input=False)) from None
     document = new_document(request, api_key_id=api_key_id, idempotency_key=key)
     session.add(document)
     session.flush()  # before the row that refers to it: the two are not linked by a relationship
     outbox.document_ids.append(document.id)
     return document
-
-
-def _fields(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(part) for part in item["loc"]) or "body",
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_input=False)
-    ]

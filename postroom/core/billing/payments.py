@@ -20,10 +20,11 @@ from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
 
 from postroom.core.billing import commissions, history
-from postroom.core.billing.invoices import ENTITY, locked_invoice
+from postroom.core.billing.invoices import ENTITY
 from postroom.core.billing.models import Allocation, Invoice, Party, Payment
 from postroom.core.billing.parties import purge_if_done
 from postroom.core.billing.states import OPEN_INVOICE_STATES, InvoiceStatus
+from postroom.core.documents import locked
 from postroom.core.models import utcnow
 from postroom.money import ZERO
 from postroom.settings import Settings
@@ -62,16 +63,15 @@ def creditor_reference(number: str) -> str:
     return str(iso11649.compact("RF" + check + body))
 
 
-def numbers_in(receipt: Receipt) -> list[str]:
-    """Invoice numbers named by the receipt: its RF reference first, then its remittance text."""
+def numbers_in(remittance: str | None, reference: str | None) -> list[str]:
+    """Invoice numbers a payment names: its RF creditor reference first, then its remittance text."""
     found = []
-    reference = receipt.creditor_reference
     if reference and iso11649.is_valid(reference):
         body = iso11649.compact(reference)[4:]
         match = re.fullmatch(r"([A-Z]{1,6})(\d{4})(\d{6})", body)
         if match:
             found.append("-".join(match.groups()))
-    for prefix, year, serial in _NUMBER.findall((receipt.remittance or "").upper()):
+    for prefix, year, serial in _NUMBER.findall((remittance or "").upper()):
         number = f"{prefix}-{year}-{serial}"
         if number not in found:
             found.append(number)
@@ -117,12 +117,12 @@ def record(
     if receipt.returned:
         _return(session, payment, settings, actor=actor)
     else:
-        _match(session, payment, receipt, settings, actor=actor)
+        _match(session, payment, settings, actor=actor)
     return payment
 
 
-def _match(session: Session, payment: Payment, receipt: Receipt, settings: Settings, *, actor: str) -> None:
-    for number in numbers_in(receipt):
+def _match(session: Session, payment: Payment, settings: Settings, *, actor: str) -> None:
+    for number in numbers_in(payment.remittance, payment.creditor_reference):
         invoice = session.scalars(select(Invoice).where(Invoice.number == number)).first()
         if invoice is not None and invoice.kind != "credit_note":
             place(session, payment, invoice.id, payment.unallocated, settings, actor=actor, rule="reference")
@@ -156,7 +156,7 @@ def place(
 ) -> Decimal:
     """Place up to ``amount`` of the payment's unplaced money on the invoice; what exceeds the open
     amount stays on the payment as the party's credit balance. Returns the amount placed."""
-    invoice = locked_invoice(session, invoice_id)
+    invoice = locked(session, Invoice, invoice_id)
     if invoice is None or invoice.kind == "credit_note":
         raise PaymentError(f"no invoice {invoice_id} to pay")
     if invoice.status not in OPEN_INVOICE_STATES:
@@ -228,32 +228,30 @@ def _book(
 
 def _return(session: Session, payment: Payment, settings: Settings, *, actor: str) -> None:
     """A direct debit came back: undo what the original collection paid and charge the bank's fee."""
-    original = (
-        session.scalars(
-            select(Payment).where(
-                Payment.end_to_end_id == payment.end_to_end_id,
-                Payment.direction == "credit",
-                Payment.id != payment.id,
-            )
-        ).first()
-        if payment.end_to_end_id
-        else None
-    )
-    allocations = (
-        session.scalars(
-            select(Allocation).where(Allocation.payment_id == original.id, Allocation.invoice_id.is_not(None))
-        ).all()
-        if original is not None
-        else []
-    )
-    placed = [a for a in allocations if a.amount > 0]
-    if original is None or not placed:
-        return  # stays in review: a clerk decides which item the return belongs to
+    # Without the collection it undoes, the return stays in review: a clerk decides where it belongs.
+    if payment.end_to_end_id is None:
+        return
+    original = session.scalars(
+        select(Payment).where(
+            Payment.end_to_end_id == payment.end_to_end_id,
+            Payment.direction == "credit",
+            Payment.id != payment.id,
+        )
+    ).first()
+    if original is None:
+        return
+    placed = session.scalars(
+        select(Allocation).where(
+            Allocation.payment_id == original.id, Allocation.invoice_id.is_not(None), Allocation.amount > 0
+        )
+    ).all()
+    if not placed:
+        return
     remaining = payment.amount
     for allocation in placed:
         assert allocation.invoice_id is not None
         amount = min(allocation.amount, remaining)
-        invoice = locked_invoice(session, allocation.invoice_id)
+        invoice = locked(session, Invoice, allocation.invoice_id)
         assert invoice is not None
         session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, kind="return", amount=-amount))
         if payment.return_fee and remaining == payment.amount:
@@ -323,16 +321,7 @@ def release_paid(session: Session, invoice: Invoice, *, actor: str) -> list[Paym
 def suggestions(session: Session, payment: Payment, limit: int = 5) -> list[Invoice]:
     """Open invoices a clerk may want for a payment in review: named numbers, the same amount,
     the paying IBAN's party."""
-    named = Receipt(
-        "",
-        "",
-        payment.amount,
-        payment.currency,
-        payment.booking_date,
-        remittance=payment.remittance,
-        creditor_reference=payment.creditor_reference,
-    )
-    numbers = numbers_in(named)
+    numbers = numbers_in(payment.remittance, payment.creditor_reference)
     conditions = [Invoice.open_amount == payment.amount]
     if numbers:
         conditions.append(Invoice.number.in_(numbers))
