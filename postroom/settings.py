@@ -35,6 +35,58 @@ Scope = Literal[
 ]
 
 
+Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+"""A time of day, HH:MM."""
+
+
+class CollectionAgency(BaseModel):
+    """A collection agency (Inkasso) items can be handed to: its business address, no personal data."""
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    name: str = Field(min_length=1, max_length=200)
+    street: str = Field(min_length=1, max_length=200)
+    postcode: str = Field(min_length=1, max_length=10)
+    city: str = Field(min_length=1, max_length=200)
+    country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class FollowupAddressee(BaseModel):
+    """A user or a group follow-ups are assigned to: where its notices go and, for a group, who
+    belongs to it (any member may take over the group's tasks)."""
+
+    email: str = Field(min_length=3, max_length=320)
+    members: list[str] = Field(default_factory=list)
+
+
+class BookingAccounts(BaseModel):
+    """The ledger accounts of the booking export (defaults: DATEV SKR03)."""
+
+    receivables: str = "1400"
+    """Forderungen aus Lieferungen und Leistungen (the customers' collective account)."""
+    bank: str = "1200"
+    clearing: str = "1360"
+    """Geldtransit: money received and not yet placed on an invoice, or refunded."""
+    customer_credit: str = "1495"
+    """Credit balances of customers (money received beyond their open items)."""
+    revenue: dict[str, str] = Field(default_factory=lambda: {"19": "8400", "7": "8300", "0": "8100"})
+    """Revenue account per VAT rate (percent, as in the invoice lines)."""
+    output_vat: dict[str, str] = Field(default_factory=lambda: {"19": "1776", "7": "1771"})
+    fees: str = "2700"
+    """Dunning fees, the §288(5) flat sum and returned-debit fees charged on (no VAT: damages)."""
+    interest: str = "2650"
+    write_off: str = "2400"
+    """Forderungsverluste (the net part; the VAT part is corrected on the output VAT account, §17 UStG)."""
+    collection_costs: str = "4970"
+    commission_expense: str = "4760"
+    input_vat: str = "1576"
+    agent_payables: str = "1610"
+    advances: str = "1530"
+    discount_income: str = "2700"
+    """What an agent paid for early payment of a commission (discounting)."""
+
+
 class ArchiveRestriction(BaseModel):
     """What an auditor key may see of the archive: documents issued in a date range, of some types."""
 
@@ -188,6 +240,25 @@ class Settings(BaseSettings):
     followup_wait_days: int = Field(default=14, ge=0, le=365)
     followup_group: str = Field(default="auftragsmanagement", min_length=1, max_length=64)
 
+    # Receivables: dunning, collection, follow-ups, accounts, bookings (see README, "Receivables").
+    dunning_policy_file: Path | None = None
+    """The dunning policy (TOML); the shipped ``dunning_policy.toml`` when unset."""
+    dunning_prefix: str = Field(default="MA", pattern=r"^[A-Z]{1,6}$")
+    collection_prefix: str = Field(default="IK", pattern=r"^[A-Z]{1,6}$")
+    payment_plan_prefix: str = Field(default="RV", pattern=r"^[A-Z]{1,6}$")
+    account_statement_prefix: str = Field(default="KA", pattern=r"^[A-Z]{1,6}$")
+    dunning_group: str = Field(default="forderungsmanagement", min_length=1, max_length=64)
+    dunning_run_times: list[Clock] = Field(default_factory=list)
+    """Daily times of the scheduled dunning run (key date: that day); none by default."""
+    followup_notice_times: list[Clock] = Field(default_factory=lambda: ["07:00"])
+    followup_directory: dict[str, FollowupAddressee] = Field(default_factory=dict)
+    """Users and groups by name (JSON): their e-mail address and, for groups, their members."""
+    collection_agencies: list[CollectionAgency] = Field(default_factory=list)
+    collection_export_dir: Path | None = None
+    booking_accounts: BookingAccounts = Field(default_factory=BookingAccounts)
+    booking_export_dir: Path | None = None
+    booking_export_times: list[Clock] = Field(default_factory=lambda: ["23:30"])
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
@@ -209,6 +280,10 @@ class Settings(BaseSettings):
             self.print_target_url = (self.var_dir / "print").as_uri()
         if self.template_cache_dir is None:
             self.template_cache_dir = self.var_dir / "template-cache"
+        if self.collection_export_dir is None:
+            self.collection_export_dir = self.var_dir / "collection"
+        if self.booking_export_dir is None:
+            self.booking_export_dir = self.var_dir / "bookings"
         scheme = urlsplit(self.archive_url).scheme
         if scheme not in ("file", "s3"):
             raise ValueError(f"archive_url must start with file:// or s3://, not {scheme}://")

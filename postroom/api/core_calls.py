@@ -43,13 +43,19 @@ def business_day(rt: Runtime) -> date:
 
 
 def enqueue(request: Request, outbox: Outbox) -> None:
-    """Send the core's committed documents to rendering. A document that cannot be enqueued now
-    stays ``queued`` and is picked up by the scheduler's sweep of stale queued documents."""
+    """Send the core's committed documents to rendering and its bulk runs to expansion. A
+    document that cannot be enqueued now stays ``queued`` and is picked up by the scheduler's
+    sweep of stale queued documents, a run by the sweep of unexpanded runs."""
     for document_id in outbox.document_ids:
         try:
             request.app.state.enqueue_render(document_id)
         except Exception as error:
             log.error("enqueue failed", document_id=str(document_id), error=type(error).__name__)
+    for batch_id in outbox.batch_ids:
+        try:
+            request.app.state.expand_batch(batch_id)
+        except Exception as error:
+            log.error("enqueue failed", batch_id=str(batch_id), error=type(error).__name__)
 
 
 class HistoryEntry(BaseModel):

@@ -142,6 +142,17 @@ class Invoice(Base):
     settled_at: Mapped[datetime | None]
     booking_acknowledged_at: Mapped[datetime | None]
     """When the accounting system acknowledged the booking export carrying this item."""
+    default_since: Mapped[date | None]
+    """First day of default (§286 BGB), set by the dunning run once the item is in default."""
+    dunning_level: Mapped[int | None] = mapped_column(Integer)
+    """The highest dunning level sent for this item; ``None`` before the first letter."""
+    dunning_blocked_until: Mapped[date | None]
+    """Mahnsperre on this item (inclusive); the dunning run skips it until then."""
+    disputed: Mapped[bool] = mapped_column(default=False)
+    """The debtor disputes the claim: no dunning and no collection until the dispute is resolved."""
+    collection_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("collection_cases.id"))
+    payment_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payment_plans.id"))
+    """An active payment plan covers this item: the dunning run leaves it alone."""
 
 
 class BankImport(Base):
@@ -292,6 +303,9 @@ class Followup(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(64))
+    notified_at: Mapped[datetime | None]
+    """When the ``followup_notice`` for the due task was submitted."""
+    notice_document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("documents.id"))
 
 
 class CoreEvent(Base):
@@ -312,3 +326,215 @@ class CoreEvent(Base):
     before: Mapped[str | None] = mapped_column(String(16))
     after: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DunningAccount(Base):
+    """A customer's dunning settings: a Mahnsperre for all items and overrides of the policy."""
+
+    __tablename__ = "dunning_accounts"
+
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"), primary_key=True)
+    blocked_until: Mapped[date | None]
+    block_reason: Mapped[str | None] = mapped_column(String(200))
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Per-customer policy overrides (see :class:`postroom.core.billing.dunning_policy.Override`)."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DunningRun(Base):
+    """One dunning run for a key date (Stichtag); a key date is run once."""
+
+    __tablename__ = "dunning_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    key_date: Mapped[date] = mapped_column(unique=True)
+    grace_days: Mapped[int]
+    policy_version: Mapped[str] = mapped_column(String(40))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id"))
+    letters: Mapped[int]
+    items: Mapped[int]
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DunningNotice(Base):
+    """One dunning letter of a run to one customer, covering one or more items."""
+
+    __tablename__ = "dunning_notices"
+    __table_args__ = (Index("ix_dunning_notices_party", "party_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dunning_runs.id"))
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"))
+    number: Mapped[str] = mapped_column(String(35), unique=True)
+    level: Mapped[int]
+    issue_date: Mapped[date]
+    pay_by: Mapped[date]
+    principal: Mapped[Decimal] = mapped_column(Money)
+    interest: Mapped[Decimal] = mapped_column(Money)
+    fees: Mapped[Decimal] = mapped_column(Money)
+    flat_rate: Mapped[bool] = mapped_column(default=False)
+    """This letter charged the §288(5) BGB flat sum."""
+    total: Mapped[Decimal] = mapped_column(Money)
+    document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("documents.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DunningStep(Base):
+    """One item raised to a level by one letter, with the interest claimed up to its key date."""
+
+    __tablename__ = "dunning_steps"
+    __table_args__ = (Index("ix_dunning_steps_invoice", "invoice_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dunning_notices.id"))
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
+    level: Mapped[int]
+    open_amount: Mapped[Decimal] = mapped_column(Money)
+    interest: Mapped[Decimal] = mapped_column(Money)
+    """Interest from ``default_since`` to the key date (cumulative, as the letter shows it)."""
+
+
+class Charge(Base):
+    """A claim on top of an invoice: a dunning fee, the §288(5) flat sum, interest, collection costs."""
+
+    __tablename__ = "charges"
+    __table_args__ = (Index("ix_charges_party", "party_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"))
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    """fee, flat_rate, interest or collection_cost."""
+    source: Mapped[str] = mapped_column(String(16))
+    """dunning_notice or collection_case: what raised the charge."""
+    source_id: Mapped[uuid.UUID]
+    reference: Mapped[str] = mapped_column(String(35))
+    """The voucher number (the dunning letter's or the collection case's)."""
+    amount: Mapped[Decimal] = mapped_column(Money)
+    open_amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open, paid or written_off."""
+    booked_on: Mapped[date]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionCase(Base):
+    """Items handed to a collection agency (Inkasso), until paid, settled or written off."""
+
+    __tablename__ = "collection_cases"
+    __table_args__ = (Index("ix_collection_cases_party", "party_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"))
+    number: Mapped[str] = mapped_column(String(35), unique=True)
+    agency: Mapped[str] = mapped_column(String(40))
+    """The configured agency's key."""
+    agency_reference: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open, paid, settled or written_off."""
+    opened_on: Mapped[date]
+    principal: Mapped[Decimal] = mapped_column(Money)
+    charges: Mapped[Decimal] = mapped_column(Money)
+    """Fees and interest handed over with the items."""
+    costs: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    received: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    notice_document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("documents.id"))
+    export_file: Mapped[str | None] = mapped_column(String(500))
+    export_sha256: Mapped[str | None] = mapped_column(String(64))
+    closed_on: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentPlan(Base):
+    """A Ratenvereinbarung: items paid in instalments; two missed instalments make the rest due."""
+
+    __tablename__ = "payment_plans"
+    __table_args__ = (Index("ix_payment_plans_party", "party_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"))
+    number: Mapped[str] = mapped_column(String(35), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    """active, completed, failed (two instalments missed) or cancelled."""
+    issue_date: Mapped[date]
+    total: Mapped[Decimal] = mapped_column(Money)
+    down_payment: Mapped[Decimal] = mapped_column(Money)
+    paid_at_start: Mapped[Decimal] = mapped_column(Money)
+    """What was already paid on the plan's items when it was agreed (instalments count on top)."""
+    document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("documents.id"))
+    closed_on: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Instalment(Base):
+    """One due date of a payment plan (the down payment is instalment 0)."""
+
+    __tablename__ = "instalments"
+    __table_args__ = (UniqueConstraint("plan_id", "sequence", name="uq_instalments_plan_sequence"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_plans.id"))
+    sequence: Mapped[int]
+    due_date: Mapped[date]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open, paid or missed."""
+
+
+class BookingExport(Base):
+    """One daily export file of journal entries handed to the accounting system."""
+
+    __tablename__ = "booking_exports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    day: Mapped[date] = mapped_column(unique=True)
+    file: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int]
+    debit_total: Mapped[Decimal] = mapped_column(Money)
+    credit_total: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), default="exported")
+    """exported, then acknowledged."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class JournalEntry(Base):
+    """A balanced booking (debit = credit) of one business event, on configurable accounts."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (Index("ix_journal_entries_day", "day"), Index("ix_journal_entries_export", "export_id"))
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    day: Mapped[date]
+    """The booking date."""
+    event: Mapped[str] = mapped_column(String(24))
+    """invoice, credit_note, payment, refund, return, fee, interest, write_off, commission, advance…"""
+    voucher: Mapped[str] = mapped_column(String(35))
+    """The voucher's number (invoice, letter, statement, payment key), never a name."""
+    source_id: Mapped[uuid.UUID]
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    party_reference: Mapped[str | None] = mapped_column(String(40))
+    """The pseudonymous customer or agent number (the accounting system's personal account)."""
+    text: Mapped[str] = mapped_column(String(120))
+    export_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("booking_exports.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JournalLine(Base):
+    """One side of a journal entry: an account and a debit or a credit amount."""
+
+    __tablename__ = "journal_lines"
+    __table_args__ = (Index("ix_journal_lines_entry", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    account: Mapped[str] = mapped_column(String(12))
+    debit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    credit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))

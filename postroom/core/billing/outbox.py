@@ -9,6 +9,7 @@ returned ids once that transaction has committed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from postroom.core.batches import AcceptedLine, add_lines, close_batch, open_batch
 from postroom.core.documents import new_document
 from postroom.core.models import Document
 from postroom.documents.catalogue import document_type
@@ -44,13 +46,15 @@ class IssuerMissing(Exception):
 
 @dataclass
 class Outbox:
-    """Documents recorded in this transaction, to enqueue after it commits."""
+    """Documents and bulk runs recorded in this transaction, to enqueue after it commits."""
 
     document_ids: list[uuid.UUID] = field(default_factory=list)
+    batch_ids: list[uuid.UUID] = field(default_factory=list)
 
     def extend(self, other: Outbox) -> None:
-        """Take over another outbox's documents."""
+        """Take over another outbox's documents and runs."""
         self.document_ids.extend(other.document_ids)
+        self.batch_ids.extend(other.batch_ids)
 
 
 def issuer(settings: Settings) -> Seller:
@@ -60,6 +64,14 @@ def issuer(settings: Settings) -> Seller:
     return settings.issuer
 
 
+def _parse(body: dict[str, Any]) -> Any:
+    doc_type = document_type(body["type"])
+    try:
+        return doc_type.parse(body)
+    except ValidationError as error:
+        raise DocumentRefused(doc_type.name, error.errors(include_input=False)) from None
+
+
 def submit(session: Session, outbox: Outbox, body: dict[str, Any], *, key: str, api_key_id: str) -> Document:
     """Validate ``body`` and record it as a queued document (once per ``key``)."""
     existing = session.scalars(
@@ -67,13 +79,29 @@ def submit(session: Session, outbox: Outbox, body: dict[str, Any], *, key: str, 
     ).first()
     if existing is not None:
         return existing
-    doc_type = document_type(body["type"])
-    try:
-        request = doc_type.parse(body)
-    except ValidationError as error:
-        raise DocumentRefused(doc_type.name, error.errors(include_input=False)) from None
-    document = new_document(request, api_key_id=api_key_id, idempotency_key=key)
+    document = new_document(_parse(body), api_key_id=api_key_id, idempotency_key=key)
     session.add(document)
     session.flush()  # before the row that refers to it: the two are not linked by a relationship
     outbox.document_ids.append(document.id)
     return document
+
+
+def submit_run(
+    session: Session, outbox: Outbox, bodies: Iterable[dict[str, Any]], *, api_key_id: str
+) -> tuple[uuid.UUID, list[Document]]:
+    """Record ``bodies`` as one bulk run through the hub (all or nothing: the first body the
+    schema refuses raises :class:`DocumentRefused`); the batch is expanded after commit.
+    Returns the batch id and its documents in the order of ``bodies``."""
+    accepted = [AcceptedLine(line=line, request=_parse(body)) for line, body in enumerate(bodies, start=1)]
+    batch_id = open_batch(
+        session, api_key_id=api_key_id, source_format="core", all_or_nothing=True, callback_url=None
+    )
+    session.flush()
+    add_lines(session, batch_id, accepted, [])
+    close_batch(session, batch_id)
+    session.flush()
+    documents = list(
+        session.scalars(select(Document).where(Document.batch_id == batch_id).order_by(Document.batch_line))
+    )
+    outbox.batch_ids.append(batch_id)
+    return batch_id, documents
