@@ -68,6 +68,15 @@ class FollowupRules(_Frozen):
     options: list[str] = Field(min_length=1)
 
 
+class AccountRules(_Frozen):
+    """When a customer's account is flagged for a personal visit or an order block."""
+
+    visit_from_balance: Decimal = Field(gt=0, decimal_places=2)
+    visit_from_reminders: int = Field(ge=1)
+    order_block_from_level: int = Field(ge=0, le=3)
+    order_block_from_days_late: int = Field(ge=1)
+
+
 class Override(_Frozen):
     """A customer's deviations from the policy (stored on the customer's dunning account)."""
 
@@ -90,6 +99,7 @@ class DunningPolicy(_Frozen):
     debtors: dict[DebtorKind, DebtorRules]
     collection: CollectionRules
     followups: FollowupRules
+    accounts: AccountRules
 
     @model_validator(mode="after")
     def _ordered(self) -> DunningPolicy:
