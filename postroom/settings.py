@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_core import from_json
@@ -320,6 +321,10 @@ class Settings(BaseSettings):
             username=unquote(parts.username) if parts.username else None,
             password=SecretStr(unquote(parts.password)) if parts.password else None,
         )
+
+    def business_day(self) -> date:
+        """Today in the business's time zone (``print_timezone``): the date the core issues on."""
+        return datetime.now(ZoneInfo(self.print_timezone)).date()
 
     def api_key_by_id(self, key_id: str) -> ApiKey | None:
         """The configured key with the public id ``key_id``, if any."""

@@ -99,6 +99,21 @@ def smtp_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
         yield sink
 
 
+FOLLOWUP_DIRECTORY = {
+    "forderungsmanagement": {"email": "forderungen@muster-immobilien.example", "members": ["anna", "jonas"]},
+    "auftragsmanagement": {"email": "auftraege@muster-immobilien.example", "members": ["jonas"]},
+    "anna": {"email": "anna@muster-immobilien.example"},
+}
+COLLECTION_AGENCY = {
+    "key": "rheinische",
+    "name": "Rheinische Inkasso GmbH",
+    "street": "Domstraße 1",
+    "postcode": "50668",
+    "city": "Köln",
+    "phone": "+49 221 98765-0",
+}
+
+
 @pytest.fixture(scope="session")
 def hub_env(
     tmp_path_factory: pytest.TempPathFactory,
@@ -141,6 +156,8 @@ def hub_env(
         "POSTROOM_PRINT_CUTOFF_INTERVAL_SECONDS": "1",
         "POSTROOM_PRINT_ACK_POLL_SECONDS": "1",
         "POSTROOM_ISSUER": json.dumps(example("invoice")["data"]["seller"]),
+        "POSTROOM_FOLLOWUP_DIRECTORY": json.dumps(FOLLOWUP_DIRECTORY),
+        "POSTROOM_COLLECTION_AGENCIES": json.dumps([COLLECTION_AGENCY]),
     }
     os.environ.update(env)
     get_settings.cache_clear()

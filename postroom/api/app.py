@@ -16,8 +16,11 @@ from postroom.api.routes import (
     archive,
     batches,
     catalogue,
+    collection,
     commissions,
     documents,
+    dunning,
+    followups,
     health,
     invoices,
     metrics,
@@ -86,6 +89,9 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         invoices,
         payments,
         commissions,
+        dunning,
+        collection,
+        followups,
     ):
         app.include_router(module.router)
     install_openapi(app)

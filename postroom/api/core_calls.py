@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from postroom.api.problems import FieldError, Problem, field_errors, problem_response
 from postroom.core.billing import history
+from postroom.core.billing.collection import CollectionRefused
 from postroom.core.billing.commissions import CommissionStateError
 from postroom.core.billing.followups import FollowupError
 from postroom.core.billing.invoices import InvoiceStateError
@@ -39,7 +39,7 @@ def runtime_of(request: Request) -> Runtime:
 
 def business_day(rt: Runtime) -> date:
     """Today in the business's time zone: the issue date of what the core issues now."""
-    return datetime.now(ZoneInfo(rt.settings.print_timezone)).date()
+    return rt.settings.business_day()
 
 
 def enqueue(request: Request, outbox: Outbox) -> None:
@@ -96,6 +96,7 @@ _CONFLICTS: tuple[type[Exception], ...] = (
     IssuerMissing,
     PartyPurged,
     IdempotencyConflict,
+    CollectionRefused,
 )
 
 

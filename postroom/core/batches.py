@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
@@ -124,6 +125,19 @@ def documents_in(
         .limit(limit)
     )
     return [(line or 0, document_id) for line, document_id in session.execute(query)]
+
+
+def unexpanded_core_runs(session: Session, recorded_before: datetime) -> list[uuid.UUID]:
+    """Runs the core recorded (``source_format`` core) before ``recorded_before`` that are
+    running with every document still ``queued``: their expansion message never arrived."""
+    moved = select(Document.id).where(Document.batch_id == Batch.id, Document.status != DocumentStatus.QUEUED)
+    query = select(Batch.id).where(
+        Batch.source_format == "core",
+        Batch.status == RUNNING,
+        Batch.created_at < recorded_before,
+        ~exists(moved),
+    )
+    return list(session.scalars(query))
 
 
 def reopen_batch(session: Session, batch_id: uuid.UUID) -> bool:

@@ -16,6 +16,7 @@ from dramatiq.middleware import CurrentMessage
 
 from postroom.channels.base import DeliveryDeferred
 from postroom.core import batches
+from postroom.core.billing.outbox import Outbox
 from postroom.core.documents import (
     callback_due,
     fail_delivery,
@@ -37,6 +38,7 @@ from postroom.jobs import (
     eletter,
     printing,
     purge,
+    receivables,
     rendering,
 )
 from postroom.jobs.broker import (
@@ -348,3 +350,34 @@ def poll_eletter_status() -> None:
     """Ask the e-letter provider about letters whose status report is overdue (a lost webhook)."""
     for outcome in eletter.poll_eletter(runtime()).outcomes:
         follow_eletter_outcome(outcome)
+
+
+def _send(outbox: Outbox) -> None:
+    for document_id in outbox.document_ids:
+        render_document.send(str(document_id))
+    for batch_id in outbox.batch_ids:
+        expand_batch.send(str(batch_id))
+
+
+@job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
+def run_dunning() -> None:
+    """The scheduled dunning run for today's key date (``POSTROOM_DUNNING_RUN_TIMES``)."""
+    _send(receivables.scheduled_dunning_run(runtime()))
+
+
+@job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
+def send_followup_notices() -> None:
+    """E-mail the assignees of follow-ups due today (``POSTROOM_FOLLOWUP_NOTICE_TIMES``)."""
+    _send(receivables.due_followup_notices(runtime()))
+
+
+@job(MAINTENANCE_QUEUE, 300, _maintenance_given_up)
+def resend_unexpanded_runs() -> None:
+    """Expand the core's bulk runs (dunning letters, statements) whose expansion message was
+    lost: still no document left ``queued`` long after the run was recorded."""
+    with runtime().db.session() as session:
+        stalled = batches.unexpanded_core_runs(session, utcnow() - RENDER_STALL)
+    for batch_id in stalled:
+        expand_batch.send(str(batch_id))
+    if stalled:
+        log.warning("unexpanded runs sent again", count=len(stalled))

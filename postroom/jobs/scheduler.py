@@ -80,7 +80,30 @@ def schedule(settings: Settings) -> list[Periodic]:
             every=actors.RENDER_STALL.total_seconds() / 2,
         ),
         Periodic("event chain anchor", actors.anchor_event_chain.send, times=("00:15",)),
+        Periodic(
+            "unexpanded core runs",
+            actors.resend_unexpanded_runs.send,
+            every=actors.RENDER_STALL.total_seconds() / 2,
+        ),
     ]
+    if settings.dunning_run_times:
+        jobs.append(
+            Periodic(
+                "dunning run",
+                actors.run_dunning.send,
+                times=tuple(settings.dunning_run_times),
+                zone=settings.print_timezone,
+            )
+        )
+    if settings.followup_notice_times:
+        jobs.append(
+            Periodic(
+                "follow-up notices",
+                actors.send_followup_notices.send,
+                times=tuple(settings.followup_notice_times),
+                zone=settings.print_timezone,
+            )
+        )
     if settings.eletter_url:
         jobs.append(
             Periodic("e-letter status", actors.poll_eletter_status.send, every=settings.eletter_poll_seconds)

@@ -48,6 +48,12 @@ class InvoiceView(BaseModel):
     corrected_by_id: uuid.UUID | None
     due_after_id: uuid.UUID | None
     sent_at: datetime | None
+    default_since: date | None
+    dunning_level: int | None
+    dunning_blocked_until: date | None
+    disputed: bool
+    collection_case_id: uuid.UUID | None
+    payment_plan_id: uuid.UUID | None
 
     @classmethod
     def of(cls, invoice: Invoice) -> InvoiceView:

@@ -20,6 +20,7 @@ from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
 
 from postroom.core.billing import commissions, history
+from postroom.core.billing.dunning import dunning_ended
 from postroom.core.billing.invoices import ENTITY
 from postroom.core.billing.models import Allocation, Invoice, Party, Payment
 from postroom.core.billing.parties import purge_if_done
@@ -214,6 +215,7 @@ def _book(
     history.move(session, ENTITY, invoice, target, "payment booked", actor=actor, reason=rule, **detail)
     if target is InvoiceStatus.PAID:
         invoice.settled_at = utcnow()
+        dunning_ended(session, invoice, actor=actor, reason=f"invoice {invoice.number} paid")
         if settings.commission_payable_on == "invoice_paid":
             commissions.make_payable(
                 session,
