@@ -376,6 +376,23 @@ def test_commissions_become_payable_are_run_with_advances_and_discounting(api: T
         headers=HEADERS,
     )
     assert all(s["agent_id"] != agent_id for s in again.json())  # nothing left to pay this agent
+    accounts = runtime().settings.booking_accounts
+    booked = {
+        entry["event"]: {(line["account"], line["debit"], line["credit"]) for line in entry["lines"]}
+        for entry in api.get("/v1/journal", params={"voucher": statement["number"]}, headers=HEADERS).json()
+    }
+    vat = Decimal(statement["gross_total"]) - net
+    assert booked["commission"] == {
+        (accounts.commission_expense, "9576.00", "0.00"),
+        (accounts.input_vat, str(vat), "0.00"),
+        (accounts.discount_income, "0.00", "119.70"),
+        (accounts.agent_payables, "0.00", statement["gross_total"]),
+    }
+    assert booked["commission_payout"] == {
+        (accounts.agent_payables, statement["gross_total"], "0.00"),
+        (accounts.advances, "0.00", "1500.00"),
+        (accounts.bank, "0.00", statement["payout"]),
+    }
     history = api.get(f"/v1/commissions/{by_invoice[seller['id']]['id']}/history", headers=HEADERS).json()
     assert [e["after"] for e in history] == ["pending", "payable", "paid_out"]
 

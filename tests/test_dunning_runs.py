@@ -17,80 +17,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from postroom.core.batches import cancel_batch
-from postroom.core.billing import invoices
 from postroom.core.billing.models import Charge, DunningRun, Followup, Invoice, Party
 from postroom.core.billing.states import InvoiceStatus
 from postroom.core.models import Batch, Document
 from postroom.runtime import runtime
-from tests.conftest import CORE_KEY
+from tests.receivables import HEADERS, dunning_run, overdue_invoice, receivables_client
 
-HEADERS = {"Authorization": f"Bearer {CORE_KEY}"}
 EXPANDED: list[uuid.UUID] = []
 """The bulk runs the API asked to expand (the workers' part is stubbed here)."""
 
 
 @pytest.fixture(scope="module")
 def api(hub_env: dict[str, str]) -> Iterator[TestClient]:
-    from postroom.api.app import create_app
-
-    app = create_app()
-    app.state.enqueue_render = lambda document_id: None  # rendering is tested end to end elsewhere
-    app.state.expand_batch = EXPANDED.append
-    with TestClient(app) as client:
+    with receivables_client(EXPANDED) as client:
         yield client
-    # The runs' letters are not for the workers of later tests.
-    with runtime().db.session() as session:
-        for batch_id in EXPANDED:
-            cancel_batch(session, batch_id)
-
-
-def overdue_invoice(
-    issued: date, net: str = "4000.00", *, kind: str = "business", email: bool = True
-) -> Invoice:
-    """An invoice issued on ``issued`` through the core's own path (due 14 days later)."""
-    rt = runtime()
-    reference = f"K-{uuid.uuid4().hex[:8].upper()}"
-    with rt.db.session() as session:
-        party = Party(
-            id=uuid.uuid4(),
-            kind=kind,
-            reference=reference,
-            name="Schmidt & Söhne Bauträger KG" if kind == "business" else "Erika Mustermann",
-            street="Am Römerturm 3",
-            postcode="80331",
-            city="München",
-            country="DE",
-            email="rechnungen@schmidt-soehne.example" if email else None,
-        )
-        session.add(party)
-        session.flush()
-        line = {
-            "description": "Maklercourtage",
-            "quantity": "1",
-            "unit": "C62",
-            "unit_price": net,
-            "tax_rate": "19",
-        }
-        invoice = invoices.new_invoice(
-            session,
-            kind="invoice",
-            party_id=party.id,
-            lines=[line],
-            currency="EUR",
-            channels=invoices.channels_for(party),
-            actor="core",
-        )
-        invoices.issue(session, invoice, rt.settings, today=issued, actor="core")
-        session.flush()
-        session.expunge(invoice)
-        return invoice
-
-
-def dunning_run(api: TestClient, key_date: str, **extra: Any) -> dict[str, Any]:
-    response = api.post("/v1/dunning-runs", json={"key_date": key_date, **extra}, headers=HEADERS)
-    assert response.status_code in (200, 201), response.text
-    return dict(response.json())
 
 
 def letter_for(run: dict[str, Any], invoice: Invoice) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from postroom.api.routes import (
     admin,
     archive,
     batches,
+    bookings,
     catalogue,
     collection,
     commissions,
@@ -92,6 +93,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         dunning,
         collection,
         followups,
+        bookings,
     ):
         app.include_router(module.router)
     install_openapi(app)

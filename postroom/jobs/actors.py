@@ -365,6 +365,12 @@ def run_dunning() -> None:
     _send(receivables.scheduled_dunning_run(runtime()))
 
 
+@job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
+def export_bookings() -> None:
+    """Write today's booking file for the accounting system (``POSTROOM_BOOKING_EXPORT_TIMES``)."""
+    receivables.daily_booking_export(runtime())
+
+
 @job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
 def send_followup_notices() -> None:
     """E-mail the assignees of follow-ups due today (``POSTROOM_FOLLOWUP_NOTICE_TIMES``)."""

@@ -1,13 +1,14 @@
-"""The scheduled side of receivables: the daily dunning run and the notices of due follow-ups.
+"""The scheduled side of receivables: the daily dunning run, the notices of due follow-ups and the
+daily booking export.
 
-Both work on the business day in the business's time zone and hand back what to enqueue; the
-actors send it. A dunning run for a day that ran already changes nothing, and a follow-up is
-notified once, so a repeated or doubled schedule costs nothing but a query.
+All work on the business day in the business's time zone and hand back what to enqueue; the
+actors send it. A dunning run or a booking export for a day done already changes nothing, and a
+follow-up is notified once, so a repeated or doubled schedule costs nothing but a query.
 """
 
 from __future__ import annotations
 
-from postroom.core.billing import dunning, followups
+from postroom.core.billing import booking_export, dunning, followups
 from postroom.core.billing.outbox import Outbox
 from postroom.log import get_logger
 from postroom.runtime import Runtime
@@ -28,6 +29,14 @@ def scheduled_dunning_run(rt: Runtime) -> Outbox:
             repeated=outcome.repeated,
         )
         return outcome.outbox
+
+
+def daily_booking_export(rt: Runtime) -> None:
+    """Export today's bookings (a day exported before is left as it is)."""
+    day = rt.settings.business_day()
+    with rt.db.session() as session:
+        export = booking_export.export_day(session, rt.settings, day, actor=ACTOR)
+        log.info("booking export", day=day.isoformat(), entries=export.entries)
 
 
 def due_followup_notices(rt: Runtime) -> Outbox:

@@ -104,6 +104,15 @@ def schedule(settings: Settings) -> list[Periodic]:
                 zone=settings.print_timezone,
             )
         )
+    if settings.booking_export_times:
+        jobs.append(
+            Periodic(
+                "booking export",
+                actors.export_bookings.send,
+                times=tuple(settings.booking_export_times),
+                zone=settings.print_timezone,
+            )
+        )
     if settings.eletter_url:
         jobs.append(
             Periodic("e-letter status", actors.poll_eletter_status.send, every=settings.eletter_poll_seconds)

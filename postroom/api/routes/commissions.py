@@ -147,7 +147,8 @@ def book_advance(
     key: Annotated[ApiKey, Depends(require("core:write"))],
 ) -> AdvanceView:
     """Book an advance or an Einarbeitungskredit (idempotent by ``reference``)."""
-    with runtime_of(request).db.session() as session:
+    rt = runtime_of(request)
+    with rt.db.session() as session:
         agent = session.get(Party, agent_id)
         if agent is None or agent.kind != "agent":
             raise ProblemError(404, "Not found", f"no agent {agent_id}", slug="not-found")
@@ -160,6 +161,7 @@ def book_advance(
             amount=body.amount,
             reference=body.reference,
             order_id=body.order_id,
+            settings=rt.settings,
             actor=key.id,
             reason=body.reason,
         )

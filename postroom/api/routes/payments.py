@@ -202,7 +202,8 @@ def refund_payment(
     key: Annotated[ApiKey, Depends(require("core:write"))],
 ) -> PaymentView:
     """Pay back (part of) a credit balance or an unmatched payment."""
-    with runtime_of(request).db.session() as session:
+    rt = runtime_of(request)
+    with rt.db.session() as session:
         payment = _payment(session, payment_id)
-        payments.refund(session, payment, body.amount, actor=key.id, reason=body.reason)
+        payments.refund(session, payment, body.amount, rt.settings, actor=key.id, reason=body.reason)
         return PaymentView.of(payment)

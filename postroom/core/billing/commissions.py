@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postroom.core.billing import history, numbers
+from postroom.core.billing import history, journal, numbers
 from postroom.core.billing.models import Advance, Commission, CommissionStatement, Invoice, Order, Party
 from postroom.core.billing.outbox import Outbox, issuer, submit
 from postroom.core.billing.parties import recipient
@@ -114,6 +114,7 @@ def book_advance(
     amount: Decimal,
     reference: str,
     order_id: uuid.UUID | None,
+    settings: Settings,
     actor: str,
     reason: str | None,
 ) -> Advance:
@@ -134,6 +135,7 @@ def book_advance(
     )
     session.add(advance)
     session.flush()
+    journal.book_advance(session, advance, settings.business_day(), settings)
     history.record(
         session, "advance", advance.id, "booked", actor=actor, reason=reason, amount=amount, kind=kind
     )
@@ -252,6 +254,7 @@ def _statement(
         "data": data,
     }
     statement.document_id = submit(session, outbox, body, key=f"core:{statement.id}", api_key_id=actor).id
+    journal.book_commission_statement(session, statement, figures.totals, today, settings)
     for advance, amount in offsets:
         advance.outstanding -= amount
     for commission in commissions:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postroom.core.billing import history, numbers
+from postroom.core.billing import history, journal, numbers
 from postroom.core.billing.models import Invoice, Order, Party
 from postroom.core.billing.outbox import Outbox, issuer, submit
 from postroom.core.billing.parties import recipient
@@ -120,6 +120,7 @@ def issue(session: Session, invoice: Invoice, settings: Settings, *, today: date
     )
     invoice.document_id = document.id
     invoice.issued_at = utcnow()
+    journal.book_invoice(session, invoice, settings)
     history.move(session, ENTITY, invoice, InvoiceStatus.ISSUED, "issued", actor=actor, number=invoice.number)
     return outbox
 

@@ -10,9 +10,20 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from postroom.core.billing.models import Charge, Invoice, JournalEntry, JournalLine, Party
-from postroom.money import ZERO, LineItem, compute_totals, decimal_text, round_money
-from postroom.settings import Settings
+from postroom.core.billing.models import (
+    Advance,
+    Charge,
+    CommissionStatement,
+    Invoice,
+    JournalEntry,
+    JournalLine,
+    Party,
+    Payment,
+)
+from postroom.money import ZERO, LineItem, Totals, compute_totals, decimal_text, round_money
+from postroom.settings import BookingAccounts, Settings
+
+Line = tuple[str, Decimal, Decimal]
 
 CHARGE_EVENTS = {
     "fee": "fee",
@@ -34,7 +45,7 @@ def post(
     voucher: str,
     source_id: uuid.UUID,
     text: str,
-    lines: Sequence[tuple[str, Decimal, Decimal]],
+    lines: Sequence[Line],
     invoice_id: uuid.UUID | None = None,
     party_reference: str | None = None,
 ) -> JournalEntry:
@@ -55,6 +66,10 @@ def post(
     )
     session.add(entry)
     session.flush()
+    invoice = session.get(Invoice, invoice_id) if invoice_id is not None else None
+    if invoice is not None:
+        # A new booking waits for its own acknowledgement before the hand-off counts as done.
+        invoice.booking_acknowledged_at = None
     session.add_all(
         JournalLine(entry_id=entry.id, account=account, debit=debit, credit=credit)
         for account, debit, credit in kept
@@ -62,9 +77,187 @@ def post(
     return entry
 
 
-def _reference(session: Session, party_id: uuid.UUID) -> str | None:
-    party = session.get(Party, party_id)
+def _reference(session: Session, party_id: uuid.UUID | None) -> str | None:
+    party = session.get(Party, party_id) if party_id is not None else None
     return party.reference if party is not None else None
+
+
+def _transfer(debit_account: str, credit_account: str, amount: Decimal) -> list[Line]:
+    """``amount`` from ``credit_account`` to ``debit_account``; a negative amount runs the other way."""
+    if amount < 0:
+        debit_account, credit_account, amount = credit_account, debit_account, -amount
+    return [(debit_account, amount, ZERO), (credit_account, ZERO, amount)]
+
+
+def _vat_account(accounts: BookingAccounts, rate: Decimal) -> str:
+    key = decimal_text(rate)
+    if key not in accounts.output_vat:
+        raise ValueError(f"no output VAT account for {key} % (booking_accounts.output_vat)")
+    return accounts.output_vat[key]
+
+
+def _revenue_account(accounts: BookingAccounts, rate: Decimal) -> str:
+    key = decimal_text(rate)
+    if key not in accounts.revenue:
+        raise ValueError(f"no revenue account for {key} % (booking_accounts.revenue)")
+    return accounts.revenue[key]
+
+
+def invoice_totals(invoice: Invoice) -> Totals:
+    """The invoice's totals recomputed from its lines (the figures its document shows)."""
+    return compute_totals(
+        LineItem(Decimal(line["quantity"]), Decimal(line["unit_price"]), Decimal(line["tax_rate"]))
+        for line in invoice.lines
+    )
+
+
+def book_invoice(session: Session, invoice: Invoice, settings: Settings) -> None:
+    """An issued invoice or correction (receivable against revenue and output VAT per rate), or a
+    credit note (the same, reversed)."""
+    accounts = settings.booking_accounts
+    totals = invoice_totals(invoice)
+    assert invoice.number is not None
+    assert invoice.issue_date is not None
+    if totals.gross != invoice.gross_total:
+        raise UnbalancedEntry(
+            f"{invoice.number}: lines give {totals.gross}, the invoice {invoice.gross_total}"
+        )
+    lines: list[Line] = [(accounts.receivables, totals.gross, ZERO)]
+    for group in totals.tax_groups:
+        lines.append((_revenue_account(accounts, group.rate), ZERO, group.net))
+        if group.tax:
+            lines.append((_vat_account(accounts, group.rate), ZERO, group.tax))
+    credit_note = invoice.kind == "credit_note"
+    if credit_note:
+        lines = [(account, credit, debit) for account, debit, credit in lines]
+    post(
+        session,
+        day=invoice.issue_date,
+        event="credit_note" if credit_note else "invoice",
+        voucher=invoice.number,
+        source_id=invoice.id,
+        text=f"{'credit note' if credit_note else invoice.kind} {invoice.number}",
+        lines=lines,
+        invoice_id=invoice.id,
+        party_reference=_reference(session, invoice.party_id),
+    )
+
+
+def payment_voucher(payment: Payment) -> str:
+    """The voucher a payment is booked under: its end-to-end id, else its id in the hub."""
+    return payment.end_to_end_id or f"PAY-{payment.id.hex[:16].upper()}"
+
+
+def book_receipt(session: Session, payment: Payment, settings: Settings) -> None:
+    """Money in on the bank account, or a returned direct debit out of it, held on the clearing
+    account until it is placed."""
+    accounts = settings.booking_accounts
+    returned = payment.direction == "return"
+    post(
+        session,
+        day=payment.booking_date,
+        event="return" if returned else "receipt",
+        voucher=payment_voucher(payment),
+        source_id=payment.id,
+        text=f"{'direct debit returned' if returned else 'received'} ({payment.source})",
+        lines=_transfer(accounts.bank, accounts.clearing, -payment.amount if returned else payment.amount),
+    )
+
+
+def book_placement(
+    session: Session, payment: Payment, invoice: Invoice, amount: Decimal, settings: Settings, *, event: str
+) -> None:
+    """``amount`` of a payment placed on an invoice (negative: taken off it again)."""
+    accounts = settings.booking_accounts
+    post(
+        session,
+        day=payment.booking_date,
+        event=event,
+        voucher=payment_voucher(payment),
+        source_id=payment.id,
+        text=f"{event} {invoice.number}",
+        lines=_transfer(accounts.clearing, accounts.receivables, amount),
+        invoice_id=invoice.id,
+        party_reference=_reference(session, invoice.party_id),
+    )
+
+
+def book_return_fee(session: Session, payment: Payment, invoice: Invoice, settings: Settings) -> None:
+    """The bank's fee for a returned direct debit, charged on to the debtor."""
+    assert payment.return_fee is not None
+    accounts = settings.booking_accounts
+    post(
+        session,
+        day=payment.booking_date,
+        event="fee",
+        voucher=payment_voucher(payment),
+        source_id=payment.id,
+        text=f"return fee {invoice.number}",
+        lines=_transfer(accounts.receivables, accounts.fees, payment.return_fee),
+        invoice_id=invoice.id,
+        party_reference=_reference(session, invoice.party_id),
+    )
+
+
+def book_refund(session: Session, payment: Payment, amount: Decimal, day: date, settings: Settings) -> None:
+    """A credit balance paid back to the customer."""
+    accounts = settings.booking_accounts
+    post(
+        session,
+        day=day,
+        event="refund",
+        voucher=payment_voucher(payment),
+        source_id=payment.id,
+        text="credit refunded",
+        lines=_transfer(accounts.clearing, accounts.bank, amount),
+        party_reference=_reference(session, payment.party_id),
+    )
+
+
+def book_commission_statement(
+    session: Session, statement: CommissionStatement, totals: Totals, day: date, settings: Settings
+) -> None:
+    """A self-billed credit note to an agent: the commission expense and input VAT owed to the
+    agent, less the discounting allowance; then the payout, less the advances offset."""
+    accounts = settings.booking_accounts
+    agent = _reference(session, statement.agent_id)
+    expense: list[Line] = [
+        (accounts.commission_expense, totals.line_net, ZERO),
+        (accounts.input_vat, totals.tax, ZERO),
+        (accounts.discount_income, ZERO, totals.allowances),
+        (accounts.agent_payables, ZERO, totals.gross),
+    ]
+    payout: list[Line] = [
+        (accounts.agent_payables, totals.gross, ZERO),
+        (accounts.advances, ZERO, statement.advances_offset),
+        (accounts.bank, ZERO, statement.payout),
+    ]
+    for event, lines in (("commission", expense), ("commission_payout", payout)):
+        post(
+            session,
+            day=day,
+            event=event,
+            voucher=statement.number,
+            source_id=statement.id,
+            text=f"{event.replace('_', ' ')} {statement.number}",
+            lines=lines,
+            party_reference=agent,
+        )
+
+
+def book_advance(session: Session, advance: Advance, day: date, settings: Settings) -> None:
+    """Money paid to an agent ahead of commissions."""
+    accounts = settings.booking_accounts
+    post(
+        session,
+        day=day,
+        event="advance",
+        voucher=advance.reference,
+        source_id=advance.id,
+        text=f"{advance.kind.replace('_', ' ')} {advance.reference}",
+        lines=_transfer(accounts.advances, accounts.bank, advance.amount),
+        party_reference=_reference(session, advance.agent_id),
+    )
 
 
 def book_charge(session: Session, charge: Charge, settings: Settings) -> None:
@@ -142,13 +335,10 @@ def book_write_off(
         )
         return
     assert invoice is not None
-    lines: list[tuple[str, Decimal, Decimal]] = [(accounts.write_off, ZERO, ZERO)]
+    lines: list[Line] = [(accounts.write_off, ZERO, ZERO)]
     for rate, tax in vat_share(invoice, amount):
-        key = decimal_text(rate)
         if tax:
-            if key not in accounts.output_vat:
-                raise ValueError(f"no output VAT account for {key} % (booking_accounts.output_vat)")
-            lines.append((accounts.output_vat[key], tax, ZERO))
+            lines.append((_vat_account(accounts, rate), tax, ZERO))
     tax_total = sum((line[1] for line in lines), ZERO)
     lines[0] = (accounts.write_off, amount - tax_total, ZERO)
     lines.append((accounts.receivables, ZERO, amount))
@@ -167,10 +357,7 @@ def book_write_off(
 
 def vat_share(invoice: Invoice, amount: Decimal) -> list[tuple[Decimal, Decimal]]:
     """The VAT contained in ``amount`` of the invoice's gross total, per rate (rounded half-up)."""
-    totals = compute_totals(
-        LineItem(Decimal(line["quantity"]), Decimal(line["unit_price"]), Decimal(line["tax_rate"]))
-        for line in invoice.lines
-    )
+    totals = invoice_totals(invoice)
     if not totals.gross:
         return []
     return [(group.rate, round_money(group.tax * amount / totals.gross)) for group in totals.tax_groups]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
 
-from postroom.core.billing import commissions, history
+from postroom.core.billing import commissions, history, journal
 from postroom.core.billing.dunning import dunning_ended
 from postroom.core.billing.invoices import ENTITY
 from postroom.core.billing.models import Allocation, Invoice, Party, Payment
@@ -112,6 +112,7 @@ def record(
     )
     session.add(payment)
     session.flush()
+    journal.book_receipt(session, payment, settings)
     history.record(
         session, "payment", payment.id, "recorded", actor=actor, amount=payment.amount, source=payment.source
     )
@@ -169,6 +170,9 @@ def place(
     if placed > 0:
         session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, kind=kind, amount=placed))
         payment.unallocated -= placed
+        journal.book_placement(
+            session, payment, invoice, placed, settings, event="payment" if kind == "payment" else kind
+        )
         _book(session, invoice, placed, settings, actor=actor, rule=rule, payment_id=payment.id)
     payment.party_id = invoice.party_id
     payment.status = MATCHED if payment.unallocated == 0 else CREDIT
@@ -256,8 +260,10 @@ def _return(session: Session, payment: Payment, settings: Settings, *, actor: st
         invoice = locked(session, Invoice, allocation.invoice_id)
         assert invoice is not None
         session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, kind="return", amount=-amount))
+        journal.book_placement(session, payment, invoice, -amount, settings, event="return")
         if payment.return_fee and remaining == payment.amount:
             invoice.charges_total += payment.return_fee
+            journal.book_return_fee(session, payment, invoice, settings)
             history.record(
                 session,
                 ENTITY,
@@ -284,11 +290,14 @@ def _return(session: Session, payment: Payment, settings: Settings, *, actor: st
     payment.status = RETURNED if remaining == 0 else REVIEW
 
 
-def refund(session: Session, payment: Payment, amount: Decimal, *, actor: str, reason: str) -> None:
+def refund(
+    session: Session, payment: Payment, amount: Decimal, settings: Settings, *, actor: str, reason: str
+) -> None:
     """Pay back part or all of a credit balance."""
     if payment.status not in (CREDIT, REVIEW) or amount <= 0 or amount > payment.unallocated:
         raise PaymentError(f"the payment has {payment.unallocated} to refund, not {amount}")
     session.add(Allocation(payment_id=payment.id, invoice_id=None, kind="refund", amount=amount))
+    journal.book_refund(session, payment, amount, settings.business_day(), settings)
     payment.unallocated -= amount
     if payment.unallocated == 0:
         payment.status = REFUNDED
@@ -298,7 +307,7 @@ def refund(session: Session, payment: Payment, amount: Decimal, *, actor: str, r
         purge_if_done(session, payment.party_id, actor=actor)
 
 
-def release_paid(session: Session, invoice: Invoice, *, actor: str) -> list[Payment]:
+def release_paid(session: Session, invoice: Invoice, settings: Settings, *, actor: str) -> list[Payment]:
     """Take the money paid on a cancelled invoice off it: it becomes credit on its payments."""
     allocations = session.scalars(select(Allocation).where(Allocation.invoice_id == invoice.id)).all()
     per_payment: dict[uuid.UUID, Decimal] = {}
@@ -310,6 +319,7 @@ def release_paid(session: Session, invoice: Invoice, *, actor: str) -> list[Paym
             continue
         payment = session.get_one(Payment, payment_id, with_for_update=True)
         session.add(Allocation(payment_id=payment_id, invoice_id=invoice.id, kind="transfer", amount=-amount))
+        journal.book_placement(session, payment, invoice, -amount, settings, event="transfer")
         payment.unallocated += amount
         payment.status = CREDIT
         history.record(

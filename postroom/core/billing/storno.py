@@ -30,7 +30,7 @@ def cancel_invoice(
         session, invoice, settings, reason=reason, correction=correction, today=today, actor=actor
     )
     commissions.void(session, invoice.id, actor=actor, reason=f"invoice {invoice.number} cancelled")
-    released = payments.release_paid(session, invoice, actor=actor)
+    released = payments.release_paid(session, invoice, settings, actor=actor)
     if corrected is not None:
         order = session.get(Order, corrected.order_id) if corrected.order_id else None
         if order is not None:
