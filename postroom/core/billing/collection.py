@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -48,6 +47,7 @@ from postroom.core.billing.models import (
 from postroom.core.billing.outbox import Outbox, issuer, submit
 from postroom.core.billing.parties import recipient
 from postroom.core.billing.states import InvoiceStatus
+from postroom.core.files import write_atomically
 from postroom.money import ZERO, decimal_text
 from postroom.settings import CollectionAgency, Settings
 
@@ -526,10 +526,6 @@ def _write_export(
             ]
         )
     content = buffer.getvalue().encode("utf-8")
-    folder = settings.collection_export_dir / case.agency
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{case.number}.csv"
-    temporary = target.with_suffix(".csv.part")
-    temporary.write_bytes(content)
-    os.replace(temporary, target)
+    target = settings.collection_export_dir / case.agency / f"{case.number}.csv"
+    write_atomically(target, content, mode=0o440)
     return str(target), hashlib.sha256(content).hexdigest()
