@@ -86,33 +86,16 @@ def schedule(settings: Settings) -> list[Periodic]:
             every=actors.RENDER_STALL.total_seconds() / 2,
         ),
     ]
-    if settings.dunning_run_times:
-        jobs.append(
-            Periodic(
-                "dunning run",
-                actors.run_dunning.send,
-                times=tuple(settings.dunning_run_times),
-                zone=settings.print_timezone,
-            )
-        )
-    if settings.followup_notice_times:
-        jobs.append(
-            Periodic(
-                "follow-up notices",
-                actors.send_followup_notices.send,
-                times=tuple(settings.followup_notice_times),
-                zone=settings.print_timezone,
-            )
-        )
-    if settings.booking_export_times:
-        jobs.append(
-            Periodic(
-                "booking export",
-                actors.export_bookings.send,
-                times=tuple(settings.booking_export_times),
-                zone=settings.print_timezone,
-            )
-        )
+    daily = (
+        ("dunning run", actors.run_dunning.send, settings.dunning_run_times),
+        ("follow-up notices", actors.send_followup_notices.send, settings.followup_notice_times),
+        ("booking export", actors.export_bookings.send, settings.booking_export_times),
+    )
+    jobs += [
+        Periodic(name, send, times=tuple(times), zone=settings.print_timezone)
+        for name, send, times in daily
+        if times
+    ]
     if settings.eletter_url:
         jobs.append(
             Periodic("e-letter status", actors.poll_eletter_status.send, every=settings.eletter_poll_seconds)
