@@ -252,6 +252,8 @@ class Settings(BaseSettings):
     dunning_run_times: list[Clock] = Field(default_factory=list)
     """Daily times of the scheduled dunning run (key date: that day); none by default."""
     followup_notice_times: list[Clock] = Field(default_factory=lambda: ["07:00"])
+    payment_plan_review_times: list[Clock] = Field(default_factory=lambda: ["06:00"])
+    """Daily times of the payment-plan review (as of that day); before the dunning run's."""
     followup_directory: dict[str, FollowupAddressee] = Field(default_factory=dict)
     """Users and groups by name (JSON): their e-mail address and, for groups, their members."""
     collection_agencies: list[CollectionAgency] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from postroom.api.core_calls import install_core_errors
 from postroom.api.openapi import install_openapi
 from postroom.api.problems import install_problem_handlers
 from postroom.api.routes import (
+    accounts,
     admin,
     archive,
     batches,
@@ -26,6 +27,7 @@ from postroom.api.routes import (
     invoices,
     metrics,
     orders,
+    payment_plans,
     payments,
     templates,
     webhooks,
@@ -92,6 +94,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         commissions,
         dunning,
         collection,
+        accounts,
+        payment_plans,
         followups,
         bookings,
     ):

@@ -366,6 +366,12 @@ def run_dunning() -> None:
 
 
 @job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
+def review_payment_plans() -> None:
+    """The daily payment-plan review as of today (``POSTROOM_PAYMENT_PLAN_REVIEW_TIMES``)."""
+    receivables.payment_plan_review(runtime())
+
+
+@job(MAINTENANCE_QUEUE, 1800, _maintenance_given_up)
 def export_bookings() -> None:
     """Write today's booking file for the accounting system (``POSTROOM_BOOKING_EXPORT_TIMES``)."""
     receivables.daily_booking_export(runtime())

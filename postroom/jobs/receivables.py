@@ -1,5 +1,5 @@
-"""The scheduled side of receivables: the daily dunning run, the notices of due follow-ups and the
-daily booking export.
+"""The scheduled side of receivables: the daily dunning run, the payment-plan review, the notices
+of due follow-ups and the daily booking export.
 
 All work on the business day in the business's time zone and hand back what to enqueue; the
 actors send it. A dunning run or a booking export for a day done already changes nothing, and a
@@ -8,7 +8,7 @@ follow-up is notified once, so a repeated or doubled schedule costs nothing but 
 
 from __future__ import annotations
 
-from postroom.core.billing import booking_export, dunning, followups
+from postroom.core.billing import booking_export, dunning, followups, payment_plans
 from postroom.core.billing.outbox import Outbox
 from postroom.log import get_logger
 from postroom.runtime import Runtime
@@ -29,6 +29,22 @@ def scheduled_dunning_run(rt: Runtime) -> Outbox:
             repeated=outcome.repeated,
         )
         return outcome.outbox
+
+
+def payment_plan_review(rt: Runtime) -> payment_plans.ReviewOutcome:
+    """Review the active payment plans as of today: instalments paid or missed, plans completed or
+    failed (a failed plan's items are dunned again by the next run)."""
+    as_of = rt.settings.business_day()
+    with rt.db.session() as session:
+        outcome = payment_plans.review(session, rt.settings, as_of=as_of, actor=ACTOR)
+    log.info(
+        "payment plan review",
+        as_of=as_of.isoformat(),
+        reviewed=outcome.reviewed,
+        completed=len(outcome.completed),
+        failed=len(outcome.failed),
+    )
+    return outcome
 
 
 def daily_booking_export(rt: Runtime) -> None:

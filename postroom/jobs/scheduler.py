@@ -87,6 +87,7 @@ def schedule(settings: Settings) -> list[Periodic]:
         ),
     ]
     daily = (
+        ("payment plan review", actors.review_payment_plans.send, settings.payment_plan_review_times),
         ("dunning run", actors.run_dunning.send, settings.dunning_run_times),
         ("follow-up notices", actors.send_followup_notices.send, settings.followup_notice_times),
         ("booking export", actors.export_bookings.send, settings.booking_export_times),

@@ -77,6 +77,15 @@ class AccountRules(_Frozen):
     order_block_from_days_late: int = Field(ge=1)
 
 
+class PlanRules(_Frozen):
+    """How payment plans are followed: when an instalment is missed and when a plan fails."""
+
+    grace_days: int = Field(default=5, ge=0, le=60)
+    """An instalment not covered this many days after its due date is missed."""
+    fail_after_missed: int = Field(default=2, ge=1, le=12)
+    """This many missed instalments end the plan: the rest of its items is due at once."""
+
+
 class Override(_Frozen):
     """A customer's deviations from the policy (stored on the customer's dunning account)."""
 
@@ -100,6 +109,7 @@ class DunningPolicy(_Frozen):
     collection: CollectionRules
     followups: FollowupRules
     accounts: AccountRules
+    payment_plans: PlanRules = Field(default_factory=PlanRules)
 
     @model_validator(mode="after")
     def _ordered(self) -> DunningPolicy:
