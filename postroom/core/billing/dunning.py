@@ -21,9 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,10 +40,9 @@ from postroom.core.billing.models import (
     Invoice,
     Party,
 )
-from postroom.core.billing.outbox import Outbox, issuer, submit_run
-from postroom.core.billing.parties import PartyPurged, recipient
+from postroom.core.billing.outbox import Outbox, issuer, refusal, submit_run
+from postroom.core.billing.parties import recipient
 from postroom.core.billing.states import InvoiceStatus
-from postroom.documents.catalogue import document_type
 from postroom.documents.interest import DebtorKind, statutory_interest
 from postroom.documents.types.dunning_letter import FLAT_RATE
 from postroom.money import ZERO, decimal_text
@@ -382,24 +381,15 @@ def _letter(
 def _checked(
     session: Session, settings: Settings, letters: list[ProposedLetter], key_date: date
 ) -> tuple[list[ProposedLetter], list[Skipped]]:
-    """The letters the document schema accepts; the others are skipped with the refused fields."""
-    schema = document_type("dunning_letter")
+    """The letters the document schema accepts; the others are skipped with the reason."""
     accepted, refused = [], []
     for letter in letters:
-        try:
-            schema.parse(_body(session, settings, letter, PLACEHOLDER_NUMBER, key_date))
-        except ValidationError as error:
-            refused.append(Skipped(None, letter.party_id, f"letter refused: {_fields(error)}"))
-            continue
-        except PartyPurged:
-            refused.append(Skipped(None, letter.party_id, "the customer's data is purged"))
-            continue
-        accepted.append(letter)
+        reason = refusal(partial(_body, session, settings, letter, PLACEHOLDER_NUMBER, key_date))
+        if reason is None:
+            accepted.append(letter)
+        else:
+            refused.append(Skipped(None, letter.party_id, f"letter {reason}"))
     return accepted, refused
-
-
-def _fields(error: ValidationError) -> str:
-    return ", ".join(".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()[:5])
 
 
 def _previous_notices(session: Session, invoice_ids: list[uuid.UUID], before: date) -> list[DunningNotice]:

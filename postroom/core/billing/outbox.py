@@ -9,7 +9,7 @@ returned ids once that transaction has committed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postroom.core.batches import AcceptedLine, add_lines, close_batch, open_batch
+from postroom.core.billing.parties import PartyPurged
 from postroom.core.documents import new_document
 from postroom.core.models import Document
 from postroom.documents.catalogue import document_type
@@ -70,6 +71,21 @@ def _parse(body: dict[str, Any]) -> Any:
         return doc_type.parse(body)
     except ValidationError as error:
         raise DocumentRefused(doc_type.name, error.errors(include_input=False)) from None
+
+
+def refusal(build: Callable[[], dict[str, Any]]) -> str | None:
+    """Why the hub would refuse the document ``build()`` makes (the customer's data is purged, or
+    the schema refuses fields, named without their values), or ``None``. A run uses it to leave
+    one customer out instead of refusing the whole run."""
+    try:
+        body = build()
+        document_type(body["type"]).parse(body)
+    except PartyPurged:
+        return "the customer's data is purged"
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()[:5])
+        return f"refused: {fields}"
+    return None
 
 
 def submit(session: Session, outbox: Outbox, body: dict[str, Any], *, key: str, api_key_id: str) -> Document:

@@ -19,20 +19,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postroom.core.billing import history, numbers
 from postroom.core.billing.accounts import Account, OpenCharge, accounts
 from postroom.core.billing.models import Allocation, CoreEvent, Invoice, Party, Payment
-from postroom.core.billing.outbox import Outbox, issuer, submit, submit_run
-from postroom.core.billing.parties import PartyPurged, recipient
+from postroom.core.billing.outbox import Outbox, issuer, refusal, submit, submit_run
+from postroom.core.billing.parties import recipient
 from postroom.core.billing.states import OPEN_INVOICE_STATES
 from postroom.core.models import Document
-from postroom.documents.catalogue import document_type
 from postroom.documents.formatting import Formatter
 from postroom.money import decimal_text
 from postroom.settings import Settings
@@ -258,20 +257,14 @@ def _customers_with_open_items(session: Session, as_of: date) -> list[uuid.UUID]
 def _checked(
     session: Session, settings: Settings, candidates: list[Account]
 ) -> tuple[list[Account], list[SkippedCustomer]]:
-    """The accounts whose statement the schema accepts; the others with the refused fields."""
-    schema = document_type("account_statement")
+    """The accounts whose statement the schema accepts; the others with the reason."""
     accepted, skipped = [], []
     for candidate in candidates:
-        try:
-            schema.parse(statement_body(session, settings, candidate, PLACEHOLDER_NUMBER))
-        except PartyPurged:
-            skipped.append(SkippedCustomer(candidate.party_id, "the customer's data is purged"))
-            continue
-        except ValidationError as error:
-            fields = ", ".join(".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()[:5])
-            skipped.append(SkippedCustomer(candidate.party_id, f"statement refused: {fields}"))
-            continue
-        accepted.append(candidate)
+        reason = refusal(partial(statement_body, session, settings, candidate, PLACEHOLDER_NUMBER))
+        if reason is None:
+            accepted.append(candidate)
+        else:
+            skipped.append(SkippedCustomer(candidate.party_id, f"statement {reason}"))
     return accepted, skipped
 
 
