@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -186,10 +187,15 @@ def locked_delivery(session: Session, delivery_id: uuid.UUID) -> Delivery | None
     check on a row updated twice in one transaction share-locks the document meanwhile, so two
     deliveries of one document confirmed at once, each locking the delivery first, deadlock.
     """
-    document_id = session.scalar(select(Delivery.document_id).where(Delivery.id == delivery_id))
-    if document_id is None:
+    document = session.scalars(
+        select(Document)
+        .join(Delivery, Delivery.document_id == Document.id)
+        .where(Delivery.id == delivery_id)
+        .with_for_update(of=Document)
+        .execution_options(populate_existing=True)
+    ).first()
+    if document is None:
         return None
-    locked(session, Document, document_id)
     return locked(session, Delivery, delivery_id)
 
 
@@ -215,10 +221,19 @@ def move_delivery(
 
 
 def note_delivery_event(delivery: Delivery, event: str, detail: str | None = None) -> None:
-    """Add a step to the delivery's history at its current status (``detail`` never holds personal data)."""
-    delivery.events.append(
-        DeliveryEvent(status=delivery.status, event=event, detail=detail[:500] if detail else None)
-    )
+    """Add a step to the delivery's history at its current status (``detail`` never holds personal data).
+
+    A stored delivery whose history is not loaded gets the step added to its session directly:
+    appending to the collection would first load every earlier step (one query per hand-off).
+    A later read of ``delivery.events`` in the session flushes it and loads it with the rest.
+    """
+    step = DeliveryEvent(status=delivery.status, event=event, detail=detail[:500] if detail else None)
+    state = inspect(delivery)
+    if state.persistent and "events" in state.unloaded and state.session is not None:
+        step.delivery_id = delivery.id
+        state.session.add(step)
+    else:
+        delivery.events.append(step)
 
 
 def audit(session: Session, action: str, reason: str, *, document_id: uuid.UUID | None, actor: str) -> None:
@@ -239,8 +254,16 @@ def claim_for_rendering(session: Session, document_id: uuid.UUID) -> Document | 
     return document
 
 
+_RELEASES_SEEN: weakref.WeakKeyDictionary[Engine, set[TemplateUse]] = weakref.WeakKeyDictionary()
+"""Template versions found recorded with the hash they are used with, by database engine: release
+rows are never changed or deleted, so each is read once per process rather than once per document."""
+
+
 def record_template_use(session: Session, use: TemplateUse) -> None:
     """Remember the content hash of a template version; refuse it if it has changed since."""
+    seen = _RELEASES_SEEN.setdefault(session.get_bind().engine, set())
+    if use in seen:
+        return
     release = session.get(TemplateRelease, (use.template_id, use.version))
     if release is None:
         try:
@@ -259,6 +282,8 @@ def record_template_use(session: Session, use: TemplateUse) -> None:
             f"template {use.template_id} version {use.version} differs from the content first used; "
             "a changed template needs a new version"
         )
+    # Only a row read back is remembered, never one this (uncommitted) transaction inserts.
+    seen.add(use)
 
 
 def record_rendering(

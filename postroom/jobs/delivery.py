@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import uuid
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from postroom.channels.base import Handoff, HandoffReceipt
 from postroom.core.archive_index import ArchivedDocument, record_archived
@@ -22,6 +25,28 @@ from postroom.log import bind_ids, get_logger
 from postroom.runtime import Runtime
 
 log = get_logger(__name__)
+T = TypeVar("T")
+_loops = threading.local()
+
+
+def run_on_thread_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on an event loop this thread keeps between calls.
+
+    ``asyncio.run`` builds a loop and a thread pool per call and joins the pool's threads at its
+    end: a thread started and torn down for every hand-off (the channels' blocking work runs in
+    ``asyncio.to_thread``), which costs CPU and leaves glibc arenas behind. After an exception the
+    loop is closed as ``asyncio.run`` would (its leftover tasks cancelled), and the next call
+    starts a fresh one, so nothing of a failed hand-off runs on during a later one.
+    """
+    runner: asyncio.Runner | None = getattr(_loops, "runner", None)
+    if runner is None:
+        runner = _loops.runner = asyncio.Runner()
+    try:
+        return runner.run(coro)
+    except BaseException:
+        _loops.runner = None
+        runner.close()
+        raise
 
 
 class SpoolMismatch(PermanentError):
@@ -77,7 +102,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
             print_group=print_group,
         )
         rt.throttle.wait(channel_name)
-        receipt = asyncio.run(rt.channels[channel_name].send(handoff))
+        receipt = run_on_thread_loop(rt.channels[channel_name].send(handoff))
     except PermanentError:
         metrics.DELIVERIES.labels(channel_name, "rejected").inc()
         raise
