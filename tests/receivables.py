@@ -42,11 +42,10 @@ def overdue_invoice(
     issued: date, net: str = "4000.00", *, kind: str = "business", email: bool = True
 ) -> Invoice:
     """An invoice issued on ``issued`` through the core's own path (due 14 days later)."""
-    rt = runtime()
-    reference = f"K-{uuid.uuid4().hex[:8].upper()}"
-    with rt.db.session() as session:
+    party_id, reference = uuid.uuid4(), f"K-{uuid.uuid4().hex[:8].upper()}"
+    with runtime().db.session() as session:
         party = Party(
-            id=uuid.uuid4(),
+            id=party_id,
             kind=kind,
             reference=reference,
             name="Schmidt & Söhne Bauträger KG" if kind == "business" else "Erika Mustermann",
@@ -57,7 +56,15 @@ def overdue_invoice(
             email="rechnungen@schmidt-soehne.example" if email else None,
         )
         session.add(party)
-        session.flush()
+    channels = ["email", "archive"] if email else ["print", "archive"]
+    return issued_invoice(party_id, issued, net, channels=channels)
+
+
+def issued_invoice(party_id: uuid.UUID, issued: date, net: str, *, channels: list[str]) -> Invoice:
+    """An invoice of ``net`` plus 19 % VAT to the party, issued on ``issued`` through the core's own
+    path (due 14 days later)."""
+    rt = runtime()
+    with rt.db.session() as session:
         line = {
             "description": "Maklercourtage",
             "quantity": "1",
@@ -68,10 +75,10 @@ def overdue_invoice(
         invoice = invoices.new_invoice(
             session,
             kind="invoice",
-            party_id=party.id,
+            party_id=party_id,
             lines=[line],
             currency="EUR",
-            channels=invoices.channels_for(party),
+            channels=channels,
             actor="core",
         )
         invoices.issue(session, invoice, rt.settings, today=issued, actor="core")

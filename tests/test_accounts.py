@@ -21,7 +21,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from postroom.core.billing import invoices
 from postroom.core.billing.models import Charge, CoreEvent, Invoice, Party
 from postroom.core.models import Document
 from postroom.documents.types.account_statement import AccountStatementRequest
@@ -29,7 +28,7 @@ from postroom.documents.types.payment_plan import PaymentPlanRequest
 from postroom.jobs import receivables
 from postroom.jobs.scheduler import schedule
 from postroom.runtime import runtime
-from tests.receivables import HEADERS, dunning_run, receivables_client
+from tests.receivables import HEADERS, dunning_run, issued_invoice, receivables_client
 
 EXPANDED: list[uuid.UUID] = []
 """The bulk runs the API asked to expand (the workers' part is stubbed here)."""
@@ -60,29 +59,8 @@ def customer(kind: str = "business") -> uuid.UUID:
 
 
 def issued(party_id: uuid.UUID, day: date, net: str) -> Invoice:
-    """An invoice of ``net`` plus 19 % VAT issued on ``day`` through the core (due 14 days later)."""
-    rt = runtime()
-    with rt.db.session() as session:
-        line = {
-            "description": "Maklercourtage",
-            "quantity": "1",
-            "unit": "C62",
-            "unit_price": net,
-            "tax_rate": "19",
-        }
-        invoice = invoices.new_invoice(
-            session,
-            kind="invoice",
-            party_id=party_id,
-            lines=[line],
-            currency="EUR",
-            channels=["email", "archive"],
-            actor="core",
-        )
-        invoices.issue(session, invoice, rt.settings, today=day, actor="core")
-        session.flush()
-        session.expunge(invoice)
-        return invoice
+    """An invoice of ``net`` plus 19 % VAT e-mailed and archived, issued on ``day`` (due 14 days later)."""
+    return issued_invoice(party_id, day, net, channels=["email", "archive"])
 
 
 def pay(api: TestClient, invoice: Invoice, amount: str, booking_date: str) -> None:
