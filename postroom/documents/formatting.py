@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import NumberPattern, format_currency, format_decimal, parse_pattern
 
 from postroom.documents.parties import PostalAddress, Recipient, Seller
 
@@ -32,6 +33,16 @@ _UNITS: dict[str, dict[str, str]] = {
 MAX_ADDRESS_LINES = 6
 
 
+# Babel parses the locale and the number pattern again on every call; an invoice formats a few
+# hundred numbers, so both are parsed once here and handed to Babel ready-made.
+_locale = cache(Locale.parse)
+
+
+@cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
 @dataclass(frozen=True, slots=True)
 class Formatter:
     """Formats values for one locale and currency."""
@@ -41,12 +52,16 @@ class Formatter:
 
     def money(self, amount: Decimal) -> str:
         """Amount with currency sign, e.g. ``14.458,50 €``."""
-        return str(format_currency(amount, self.currency, locale=self.locale, currency_digits=True))
+        return str(format_currency(amount, self.currency, locale=_locale(self.locale), currency_digits=True))
 
     def amount(self, amount: Decimal, decimals: int = 2) -> str:
         """Amount without currency sign, with exactly ``decimals`` fraction digits."""
         pattern = "#,##0." + "0" * decimals if decimals else "#,##0"
-        return str(format_decimal(amount, format=pattern, locale=self.locale, decimal_quantization=False))
+        return str(
+            format_decimal(
+                amount, format=_pattern(pattern), locale=_locale(self.locale), decimal_quantization=False
+            )
+        )
 
     def unit_price(self, amount: Decimal) -> str:
         """A unit price: two decimals, or up to four where the price has them."""
@@ -56,18 +71,22 @@ class Formatter:
 
     def quantity(self, value: Decimal) -> str:
         """A quantity without trailing zeros: ``1``, ``2,5``."""
-        return str(format_decimal(value.normalize(), format="#,##0.####", locale=self.locale))
+        return str(
+            format_decimal(value.normalize(), format=_pattern("#,##0.####"), locale=_locale(self.locale))
+        )
 
     def percent(self, rate: Decimal) -> str:
         """A tax rate in percent: ``19 %`` (de) or ``19%`` (en)."""
-        number = str(format_decimal(rate.normalize(), format="#,##0.##", locale=self.locale))
+        number = str(
+            format_decimal(rate.normalize(), format=_pattern("#,##0.##"), locale=_locale(self.locale))
+        )
         return f"{number}\u00a0%" if self.locale == "de" else f"{number}%"
 
     def date(self, value: date) -> str:
         """A date in the locale's medium numeric form: ``20.11.2026`` or ``20 Nov 2026``."""
         if self.locale == "de":
-            return str(format_date(value, format="dd.MM.yyyy", locale=self.locale))
-        return str(format_date(value, format="d MMM yyyy", locale=self.locale))
+            return str(format_date(value, format="dd.MM.yyyy", locale=_locale(self.locale)))
+        return str(format_date(value, format="d MMM yyyy", locale=_locale(self.locale)))
 
     def unit(self, code: str) -> str:
         """The printed form of a UN/ECE unit code; unknown codes print as given."""

@@ -167,6 +167,7 @@ def check_xsd(tree: etree._Element) -> None:
     raise EInvoiceError(f"CII XML is not valid against the Factur-X EN 16931 XSD at {path}")
 
 
+@cache
 def _tag(name: str) -> str:
     prefix, local = name.split(":")
     return f"{{{NAMESPACES[prefix]}}}{local}"

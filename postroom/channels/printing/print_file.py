@@ -34,7 +34,7 @@ class PrintFileWriter:
         # Typed arrays: 8 bytes an entry instead of a Python int's 36, for the ~40 objects of a piece.
         self.offsets = array("q", [0])  # object 0 is the head of the free list
         self.page_ids = array("q")
-        self._start = out.tell()
+        self._written = 0  # counted here: a buffered file's tell() costs a system call per object
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
         self.pages_id = self._reserve()
         self.catalog_id = self._reserve()
@@ -47,9 +47,10 @@ class PrintFileWriter:
 
     def _write(self, data: bytes) -> None:
         self.out.write(data)
+        self._written += len(data)
 
     def _position(self) -> int:
-        return self.out.tell() - self._start
+        return self._written
 
     def _reserve(self) -> int:
         self.offsets.append(-1)
