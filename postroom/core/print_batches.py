@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import String, cast, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from postroom.core.documents import Fallback, confirm_delivery, fail_delivery, locked
+from postroom.core.documents import Fallback, confirm_locked_delivery, fail_delivery, lock_documents, locked
 from postroom.core.models import Delivery, DeliveryEvent, PrintBatch, PrintPiece, utcnow
 from postroom.core.states import FINAL_DOCUMENT_STATES, DeliveryStatus
 
@@ -203,8 +203,19 @@ def acknowledge(
     step, more = pieces[:limit], len(pieces) > limit
     final: list[uuid.UUID] = []
     replacements: list[uuid.UUID] = []
+    # Every document of the step and all their deliveries locked and loaded in two queries; the
+    # pieces are then settled in memory (the rejected ones as before, one by one).
+    documents = lock_documents(session, {piece.document_id for piece in step})
     for piece in step:
-        if whole_batch_rejected or piece.piece_no in rejected_pieces:
+        locked_document = documents.get(piece.document_id)
+        accepted = not (whole_batch_rejected or piece.piece_no in rejected_pieces)
+        if accepted and locked_document is not None:
+            delivery = locked_document.delivery(piece.delivery_id)
+            if delivery is not None:
+                confirm_locked_delivery(
+                    session, locked_document, delivery, "acknowledged", f"print batch {batch_id}"
+                )
+        elif not accepted:
             batch.rejected += 1
             replacement = fail_delivery(
                 session,
@@ -217,7 +228,7 @@ def acknowledge(
                 replacements.append(replacement.id)
             delivery = session.get(Delivery, piece.delivery_id)
         else:
-            delivery = confirm_delivery(session, piece.delivery_id, "acknowledged", f"print batch {batch_id}")
+            delivery = None
         if delivery is not None and delivery.document.status in FINAL_DOCUMENT_STATES:
             final.append(delivery.document_id)
         session.delete(piece)

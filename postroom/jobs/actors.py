@@ -51,7 +51,7 @@ from postroom.jobs.broker import (
     install_broker,
 )
 from postroom.log import get_logger
-from postroom.runtime import runtime
+from postroom.runtime import Runtime, runtime
 from postroom.settings import get_settings
 
 settings = get_settings()
@@ -156,10 +156,7 @@ def deliver_bulk(delivery_id: str) -> None:
     _deliver(delivery_id)
 
 
-@job(MAINTENANCE_QUEUE, 60, _maintenance_given_up)
-def conclude_document(document_id: str) -> None:
-    """A document reached ``delivered`` or ``failed``: tell the requester; purge a delivered one."""
-    rt = runtime()
+def _conclude(rt: Runtime, document_id: str) -> None:
     with rt.db.session() as session:
         document = session.get(Document, uuid.UUID(document_id))
         if document is None:
@@ -169,6 +166,25 @@ def conclude_document(document_id: str) -> None:
         notify_callback.send(document_id)
     if delivered:
         purge.purge_document(rt, uuid.UUID(document_id), purge.CONFIRMED)
+
+
+@job(MAINTENANCE_QUEUE, 60, _maintenance_given_up)
+def conclude_document(document_id: str) -> None:
+    """A document reached ``delivered`` or ``failed``: tell the requester; purge a delivered one."""
+    _conclude(runtime(), document_id)
+
+
+CONCLUDE_CHUNK = 100
+"""Documents one :func:`conclude_documents` message concludes: an acknowledged print batch makes
+up to 10,000 documents final at once, and a message each cost more than concluding one."""
+
+
+@job(MAINTENANCE_QUEUE, 300, _maintenance_given_up)
+def conclude_documents(document_ids: list[str]) -> None:
+    """:func:`conclude_document` for each of ``document_ids``; repeating it changes nothing."""
+    rt = runtime()
+    for document_id in document_ids:
+        _conclude(rt, document_id)
 
 
 @job(MAINTENANCE_QUEUE, 600, _maintenance_given_up)
@@ -222,12 +238,45 @@ def render_document(document_id: str) -> None:
         deliver.send(str(delivery_id))
 
 
+INLINE_CHANNELS = frozenset({"archive", "print"})
+"""Channels whose hand-off is a write of the hub's own (the archive store, the print queue), made
+in a bulk run's render message itself: a message per delivery cost more than most hand-offs."""
+
+
 @job(BULK_QUEUE, settings.render_timeout_seconds, _render_given_up, priority=BULK_PRIORITY)
 def render_bulk_document(document_id: str) -> None:
     """:func:`render_document` for a document of a bulk run: its deliveries go to the bulk
-    deliveries queue, so single documents are never stuck behind a run."""
-    for delivery_id in rendering.render_document(runtime(), uuid.UUID(document_id)):
+    deliveries queue, so single documents are never stuck behind a run.
+
+    Deliveries to the :data:`INLINE_CHANNELS` are handed off right here, under the lease of this
+    message (its redelivery after a crash takes them over); one that fails goes the usual way: a
+    permanent error gives it up as :func:`deliver_bulk` would, anything else leaves it to a
+    :func:`deliver_bulk` message and its retries.
+    """
+    message = CurrentMessage.get_current_message()
+    holder = message.message_id if message is not None else None
+    for delivery_id, channel in rendering.render_document_deliveries(runtime(), uuid.UUID(document_id)):
+        if channel in INLINE_CHANNELS:
+            _deliver_inline(delivery_id, holder)
+        else:
+            deliver_bulk.send(str(delivery_id))
+
+
+def _deliver_inline(delivery_id: uuid.UUID, holder: str | None) -> None:
+    try:
+        document_id = delivery.deliver(runtime(), delivery_id, holder)
+    except PermanentError as error:
+        log.warning("inline delivery given up", delivery_id=str(delivery_id), error=safe_detail(error)[0])
+        _delivery_given_up(str(delivery_id), error=error)
+        return
+    except Exception as error:
+        # Transient: a deliver message retries it. deliver() released its lease if the hand-off
+        # failed; if only recording it did, the retry takes over once the lease has run out.
+        log.warning("inline delivery deferred", delivery_id=str(delivery_id), error=safe_detail(error)[0])
         deliver_bulk.send(str(delivery_id))
+        return
+    if document_id is not None:
+        conclude_document.send(str(document_id))
 
 
 class BatchStillReceiving(TransientError):
@@ -316,8 +365,9 @@ def follow_print_outcome(outcome: printing.PrintRound) -> None:
     """Send the fallback deliveries a print round opened and conclude the documents it made final."""
     for delivery_id in outcome.replacements:
         deliver.send(str(delivery_id))
-    for document_id in dict.fromkeys(outcome.final_documents):
-        conclude_document.send(str(document_id))
+    final = [str(document_id) for document_id in dict.fromkeys(outcome.final_documents)]
+    for start in range(0, len(final), CONCLUDE_CHUNK):
+        conclude_documents.send(final[start : start + CONCLUDE_CHUNK])
 
 
 def follow_eletter_outcome(outcome: eletter.StatusOutcome) -> None:

@@ -55,6 +55,11 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
     is already past rendering returns its pending deliveries again (the previous run
     may have died before enqueuing them); a failed or unknown one returns nothing.
     """
+    return [delivery_id for delivery_id, _ in render_document_deliveries(rt, document_id)]
+
+
+def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """:func:`render_document`, each delivery still to be sent with its channel."""
     with rt.db.session() as session:
         document = claim_for_rendering(session, document_id)
         if document is None or document.status is DocumentStatus.FAILED:
@@ -137,5 +142,9 @@ def render_variant(rt: Runtime, document_id: uuid.UUID, variant: str) -> str:
     return pdf.sha256
 
 
-def _pending(document: Document) -> list[uuid.UUID]:
-    return [d.id for d in document.deliveries if d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING)]
+def _pending(document: Document) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (d.id, d.channel)
+        for d in document.deliveries
+        if d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+    ]
