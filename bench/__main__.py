@@ -129,6 +129,9 @@ def main() -> None:
         help="bulk run sizes with two worker processes; the first is also run with one",
     )
     parser.add_argument(
+        "--bulk-threads", type=int, default=1, help="threads per worker process in the bulk runs"
+    )
+    parser.add_argument(
         "--print-pieces",
         type=_sizes,
         default="1000,10000",
@@ -141,8 +144,8 @@ def main() -> None:
     rows.append(render.parallel(args.renders, processes=2))
     rows += chromium.run(args.cpu_renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
-    bulk_rows = [bulk.run(size, processes=2) for size in args.bulk]
-    bulk_rows.append(bulk.run(args.bulk[0], processes=1))
+    bulk_rows = [bulk.run(size, processes=2, threads=args.bulk_threads) for size in args.bulk]
+    bulk_rows.append(bulk.run(args.bulk[0], processes=1, threads=args.bulk_threads))
     rows += bulk_rows + print_batch.run(args.print_pieces)
     targets = issue_targets(rows, bulk_rows)
     console.print(_table(rows))

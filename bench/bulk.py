@@ -108,8 +108,13 @@ class ProcessSampler:
         self._thread.join()
 
 
-def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
-    """Submit ``count`` reference invoices as one bulk run and wait until it is finished."""
+def run(count: int, processes: int = 2, threads: int = 1) -> dict[str, Any]:
+    """Submit ``count`` reference invoices as one bulk run and wait until it is finished.
+
+    One thread per worker process by default: a bulk run's messages render (CPU, mostly holding
+    the GIL), so a second thread in the same process only contends for the interpreter; on this
+    machine two threads a process cost about 15 % more CPU per document.
+    """
     with running_hub(processes, threads) as hub, LetterShopSimulator(hub.var / "print", interval=1.0):
         headers = {"Content-Type": "application/x-ndjson"}
         with ProcessSampler(hub) as sampler:
@@ -126,7 +131,8 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
         cpu = sampler.cpu_seconds()
     delivered = batch["documents"].get("delivered", 0)
     return {
-        "name": f"bulk run: reference invoice to archive + print, {processes} worker process(es)",
+        "name": f"bulk run: reference invoice to archive + print, {processes} worker process(es)"
+        f" x {threads} thread(s)",
         "count": count,
         "delivered": delivered,
         "status": batch["status"],
@@ -134,6 +140,7 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
         "upload_seconds": uploaded,
         "total_seconds": elapsed,
         "worker_processes": processes,
+        "worker_threads": threads,
         "peak_rss_api_mb": sampler.api_mb,
         "peak_rss_worker_mb": sampler.worker_mb,
         **{f"cpu_seconds_{role}": seconds for role, seconds in cpu.items()},
@@ -144,4 +151,5 @@ def run(count: int, processes: int = 2, threads: int = 2) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    print(json.dumps(run(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 2), indent=2))
+    arguments = [int(argument) for argument in sys.argv[1:4]]
+    print(json.dumps(run(*arguments), indent=2))
