@@ -12,15 +12,18 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pdfplumber
+import pdfplumber.page
 import pikepdf
 import pypdfium2 as pdfium
 import pytest
 from pylibdmtx import pylibdmtx
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from postroom.channels.preflight import PreflightFailed, preflight
 from postroom.channels.printing.batch import build_batch
 from postroom.channels.printing.channel import PrintChannel
+from postroom.channels.printing.fold_marks import fold_marks
 from postroom.channels.printing.inserter import MM, InserterMark, parse_mark, stamp
 from postroom.channels.printing.letter_shop import HotFolder
 from postroom.core.db import database
@@ -53,6 +56,11 @@ def pieces_of_1_2_and_3_pages() -> dict[int, bytes]:
         buffer = io.BytesIO()
         first.save(buffer, deterministic_id=True)
     return {1: one, 2: two, 3: buffer.getvalue()}
+
+
+def margin_marks(page: pdfplumber.page.Page) -> set[float]:
+    """Where horizontal lines start in the left margin (x < 10 mm): mm from the top, to 0.5 mm."""
+    return {round(line["top"] / MM * 2) / 2 for line in page.lines if line["x0"] < 10 * MM}
 
 
 def decode_code(page: pdfium.PdfPage) -> str | None:
@@ -132,6 +140,13 @@ def test_a_batch_of_1000_pieces(
         batch_id = cut_batch(session, group, 10_000)
         assert batch_id is not None
         pieces = batch_pieces(session, batch_id)
+
+    def forget_batch() -> None:  # left cut, a later print round would hand it off
+        with db.session() as session:
+            session.execute(delete(PrintPiece).where(PrintPiece.batch_id == batch_id))
+            session.execute(delete(PrintBatch).where(PrintBatch.id == batch_id))
+
+    request.addfinalizer(forget_batch)
     assert [number for number, _ in pieces] == list(range(1, 1001))
     keys = [sort_key(piece.country, piece.postcode) for _, piece in pieces]
     assert keys == sorted(keys)
@@ -165,11 +180,21 @@ def test_a_batch_of_1000_pieces(
             for sheet in range(sheets):
                 front = merged.pages[first + 2 * sheet]
                 expected = InserterMark(code, int(row["piece"]), sheet + 1, sheets)
-                # The last content stream of every front is exactly the code of its piece and sheet ...
-                assert front.obj.Contents[-1].read_bytes().endswith(stamp(expected))
+                # The last content stream of every front is exactly the code of its piece and sheet
+                # (and on a letter's first sheet the fold and hole marks) ...
+                overlay = stamp(expected) + (fold_marks(A4_HEIGHT) if sheet == 0 else b"")
+                assert front.obj.Contents[-1].read_bytes().endswith(overlay)
                 # ... the back (a blank padding page or a printed one) carries none.
                 back = merged.pages[first + 2 * sheet + 1].obj.Contents
                 assert len(back) == 0 or not back[-1].read_bytes().strip(b"\nQ")
+    # ... the marks are where DIN 5008 puts them: on each letter's first page, not on the banner ...
+    with pdfplumber.open(files.pdf) as merged_pages:
+        assert not margin_marks(merged_pages.pages[0])
+        for row in rows[:3]:
+            first = int(row["first_page"]) - 1
+            assert margin_marks(merged_pages.pages[first]) == {105.0, 148.5, 210.0}
+            if int(row["sheets"]) > 1:
+                assert not margin_marks(merged_pages.pages[first + 2])
     # ... and the codes decode off the rendered page (a sample of 60 sheets across the file).
     for row in rows[::17]:
         first, sheets = int(row["first_page"]) - 1, int(row["sheets"])
