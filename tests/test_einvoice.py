@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import re
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
@@ -18,6 +20,8 @@ from lxml import etree
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject
 
+from postroom.channels.printing.batch import build_batch
+from postroom.core.print_batches import QueuedPiece
 from postroom.documents.catalogue import document_type
 from postroom.documents.types.invoice import InvoiceRequest
 from postroom.einvoice.cii import (
@@ -287,12 +291,29 @@ def test_embedding_keeps_the_engine_output_unchanged(variant: Variant) -> None:
     assert reader(embedded).trailer["/ID"] == reader(engine_pdf).trailer["/ID"]
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_print_variant_carries_no_xml(name: str) -> None:
-    pdf = rendering(name).pdfs["print"].data
-    assert not reader(pdf).attachments
-    assert "/AF" not in catalog(pdf)
-    assert xmp_values(xmp_tree(pdf), "//fx:ConformanceLevel") == []
+def test_the_letter_shop_gets_the_pages_without_the_xml(tmp_path: Path) -> None:
+    """The posted invoice is the archived one, XML included; the print file takes its pages only."""
+    pdfs = [rendering(name).pdfs["print"].data for name in EXAMPLES]
+    for name, pdf in zip(EXAMPLES, pdfs, strict=True):
+        assert pdf == rendering(name).pdfs["archive"].data
+    pieces = [
+        (number, QueuedPiece(uuid.uuid4(), uuid.uuid4(), "DE", "80802", 2, hashlib.sha256(pdf).hexdigest()))
+        for number, pdf in enumerate(pdfs, 1)
+    ]
+    by_piece = {piece.delivery_id: pdf for (_, piece), pdf in zip(pieces, pdfs, strict=True)}
+    files = build_batch(
+        uuid.uuid4(),
+        "test",
+        pieces,
+        lambda piece: by_piece[piece.delivery_id],
+        tmp_path,
+        created=TIMESTAMP,
+        templates_dir=PROJECT_ROOT / "templates",
+    )
+    printed = files.pdf.read_bytes()
+    assert not reader(printed).attachments
+    assert "/AF" not in catalog(printed)
+    assert b"factur-x.xml" not in printed
 
 
 def test_document_types_without_einvoice_get_no_xml() -> None:

@@ -18,9 +18,11 @@ from postroom.renderer.engine import Engine, Template, TemplateError, Variant
 from postroom.renderer.templates import TemplateStore
 from postroom.renderer.typst import TypstEngine
 
-RENDERED_AS: dict[Variant, Variant] = {"email": "archive"}
-"""The e-mail variant is the archive variant, byte for byte: what the recipient was sent is
-what the auditor finds (GoBD), and a document with both channels is rendered once."""
+RENDERED_AS: dict[Variant, Variant] = {"email": "archive", "print": "archive"}
+"""The e-mail and print variants are the archive variant, byte for byte: what the recipient was
+sent or posted is what the auditor finds (GoBD), and a document is laid out once whatever its
+channels. The marks a letter shop needs on paper (fold and hole marks, the inserter code) are
+drawn onto the sheets by the print channel when it builds a print file, not into the document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +100,11 @@ class Renderer:
         timestamp: datetime,
         engine: str | None = None,
     ) -> Rendering:
-        """Render each of ``variants`` once (the e-mail variant as the archive variant, see
+        """Render each of ``variants`` once (the e-mail and print variants as the archive variant, see
         :data:`RENDERED_AS`).
 
         For a voucher type (``doc_type.einvoice``) the archive variant carries its EN 16931 CII
-        XML as ``factur-x.xml``; the print variant carries none.
+        XML as ``factur-x.xml`` (a print file takes the pages only).
         """
         from postroom.einvoice.cii import cii_document
         from postroom.einvoice.embed import embed_cii

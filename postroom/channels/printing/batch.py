@@ -17,6 +17,7 @@ from pathlib import Path
 import pikepdf
 import typst
 
+from postroom.channels.printing.fold_marks import fold_marks
 from postroom.channels.printing.inserter import InserterMark, stamp
 from postroom.channels.printing.print_file import PrintFileWriter
 from postroom.core.files import write_atomically
@@ -108,7 +109,7 @@ def build_batch(
         with partial.open("wb") as out:
             writer = PrintFileWriter(out, title=f"postroom print batch {batch_id}")
             banner = _banner(batch_id, group, pieces, created, stem, templates_dir, layout)
-            _add(writer, banner, InserterMark(code, 0, 1, 1), layout.duplex)
+            _add(writer, banner, InserterMark(code, 0, 1, 1), layout.duplex, letter=False)
             for number, piece in pieces:
                 try:
                     data = read_pdf(piece)
@@ -166,8 +167,11 @@ def build_batch(
     return BatchFiles(pdf_path, csv_path, json_path, sha256, sheets, pages, rows)
 
 
-def _add(writer: PrintFileWriter, data: bytes, first: InserterMark, duplex: bool) -> None:
-    """One set: its pages, a code on the front of each sheet, a blank back to even it out."""
+def _add(
+    writer: PrintFileWriter, data: bytes, first: InserterMark, duplex: bool, *, letter: bool = True
+) -> None:
+    """One set: its pages, a code on the front of each sheet, a blank back to even it out; a
+    ``letter`` (not the banner) has the fold and hole marks on its first page."""
     with pikepdf.Pdf.open(io.BytesIO(data)) as pdf:
         count = len(pdf.pages)
         per_sheet = 2 if duplex else 1
@@ -178,6 +182,9 @@ def _add(writer: PrintFileWriter, data: bytes, first: InserterMark, duplex: bool
             else None
             for index in range(count)
         ]
+        if letter and stamps:
+            box = pdf.pages[0].mediabox
+            stamps[0] = (stamps[0] or b"") + fold_marks(float(box[3]) - float(box[1]))
         writer.add_pages(pdf, stamps)
     if duplex and count % 2:
         writer.add_blank_page()

@@ -4,9 +4,8 @@ Run from the repository root: ``.venv/bin/python templates/invoice/docx/build_te
 
 The layout follows DIN 5008 Form B like ../typst/main.typ (positions in mm from the top-left
 corner of the sheet): the letterhead, the address field (return line, then the address at
-x 25 / y 62.7 in 80 × 27.3), the information block (x 125 / y 50) and, in the print variant,
-the fold and hole marks (y 105, 148.5, 210 at x 4) are frames anchored to the page in the
-first-page header; the body starts at y 98.46; pages 2 and following carry a running header.
+x 25 / y 62.7 in 80 × 27.3) and the information block (x 125 / y 50) are frames anchored to the
+page in the first-page header (no fold or hole marks: the print file adds them); the body starts at y 98.46; pages 2 and following carry a running header.
 The Jinja2 tags are docxtpl's: ``{%p ... %}`` paragraphs and ``{%tr ... %}`` table rows vanish
 when the template is filled; "\\n" in a value becomes a line break.
 """
@@ -135,21 +134,13 @@ def right() -> str:
 
 
 def first_page_header() -> list[str]:
-    """Letterhead, address field, information block and print marks, each in a page-anchored frame."""
+    """Letterhead, address field and information block, each in a page-anchored frame."""
     info = (
         "[(w.customer, recipient.customer_number), (w.number, number), (w.date, issue_date), "
         "(w.supply, delivery_date), (w.due, due_date), (w.order, order_reference), "
         "(w.buyer_reference, buyer_reference), (w.buyer_vat_id, recipient.vat_id)]"
     )
     info_tab = f'<w:tabs><w:tab w:val="left" w:pos="{twips(37)}"/></w:tabs>'
-    marks = [
-        paragraph(
-            props=frame(4, y, width, 0.5, exact=True)
-            + f"<w:pBdr>{border('top', 0.5, MUTED)}</w:pBdr>"
-            + '<w:spacing w:line="20" w:lineRule="exact"/>'
-        )
-        for y, width in ((105, 5), (148.5, 8), (210, 5))
-    ]
     return [
         control(LABELS),
         control(WORDS),
@@ -180,9 +171,6 @@ def first_page_header() -> list[str]:
             after=3,
         ),
         control("{%p endfor %}"),
-        control('{%p if variant == "print" %}'),
-        *marks,
-        control("{%p endif %}"),
         paragraph(props='<w:spacing w:line="20" w:lineRule="exact"/>'),
     ]
 
