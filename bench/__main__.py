@@ -82,10 +82,10 @@ def issue_targets(rows: list[dict[str, Any]], bulk_rows: list[dict[str, Any]]) -
             "met": large["peak_rss_worker_mb"] - small["peak_rss_worker_mb"] < 50,
         },
         {
-            "figure": f"two worker processes vs one, {small['count']} documents",
-            "value": small["docs_per_second"] / single["docs_per_second"],
+            "figure": f"two worker processes vs one, {large['count']} documents",
+            "value": large["docs_per_second"] / single["docs_per_second"],
             "target": ">= 1.8",
-            "met": small["docs_per_second"] / single["docs_per_second"] >= 1.8,
+            "met": large["docs_per_second"] / single["docs_per_second"] >= 1.8,
         },
     ]
 
@@ -126,7 +126,7 @@ def main() -> None:
         "--bulk",
         type=_sizes,
         default="1000,10000",
-        help="bulk run sizes with two worker processes; the first is also run with one",
+        help="bulk run sizes with two worker processes; the last is also run with one",
     )
     parser.add_argument(
         "--bulk-threads", type=int, default=1, help="threads per worker process in the bulk runs"
@@ -145,7 +145,9 @@ def main() -> None:
     rows += chromium.run(args.cpu_renders)
     rows.append(pipeline.run(args.documents, args.worker_processes, args.worker_threads))
     bulk_rows = [bulk.run(size, processes=2, threads=args.bulk_threads) for size in args.bulk]
-    bulk_rows.append(bulk.run(args.bulk[0], processes=1, threads=args.bulk_threads))
+    # One worker against two on the largest run: a run ends with a few seconds of print cut-off,
+    # acknowledgement and settling whatever its size, which a small run's rate would carry.
+    bulk_rows.append(bulk.run(args.bulk[-1], processes=1, threads=args.bulk_threads))
     rows += bulk_rows + print_batch.run(args.print_pieces)
     targets = issue_targets(rows, bulk_rows)
     console.print(_table(rows))
