@@ -16,6 +16,7 @@ import pikepdf
 import pypdfium2 as pdfium
 
 from postroom.channels.base import DeliveryRejected, Handoff
+from postroom.channels.printing.print_file import inherited
 from postroom.documents.formatting import Formatter, address_lines, return_address
 from postroom.documents.parties import Recipient, Seller
 
@@ -89,24 +90,11 @@ def _listing(numbers: list[int]) -> str:
     return shown + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
 
 
-def _inherited(page: pikepdf.Object, key: str) -> pikepdf.Object | None:
-    """``key`` of the page or, as the page tree passes it down, of its nearest ancestor with one."""
-    node: pikepdf.Object | None = page
-    for _ in range(64):  # a page tree deeper than this is malformed
-        if not isinstance(node, pikepdf.Dictionary):
-            return None
-        if key in node:
-            value: pikepdf.Object = node[key]
-            return value
-        node = node.get("/Parent")
-    return None
-
-
 def _is_a4_portrait(page: pikepdf.Object) -> bool:
-    box = _inherited(page, "/MediaBox")
+    box = inherited(page, "/MediaBox")
     if not isinstance(box, pikepdf.Array) or len(box) != 4:
         return False
-    rotate = _inherited(page, "/Rotate")
+    rotate = inherited(page, "/Rotate")
     rotation = int(rotate or 0) % 360
     width, height = float(box[2]) - float(box[0]), float(box[3]) - float(box[1])
     if rotation in (90, 270):
@@ -133,7 +121,7 @@ def _fonts(resources: pikepdf.Object | None, seen: set[tuple[int, int]]) -> Iter
 
 
 def _unembedded_fonts(page: pikepdf.Object) -> Iterator[str]:
-    for font in _fonts(_inherited(page, "/Resources"), set()):
+    for font in _fonts(inherited(page, "/Resources"), set()):
         if font.get("/Subtype") == "/Type3":
             continue  # glyphs drawn by the PDF itself: nothing to embed
         descendants = font.get("/DescendantFonts")

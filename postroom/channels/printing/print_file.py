@@ -82,7 +82,7 @@ class PrintFileWriter:
     def _add_page(self, copier: _Copier, page: pikepdf.Object, overlay: bytes | None) -> None:
         entries = []
         for key in _INHERITABLE:
-            value = _inherited(page, key)
+            value = inherited(page, key)
             if value is not None:
                 entries.append(key.encode() + b" " + copier.value(value))
         for key in page.keys():  # noqa: SIM118 - a pikepdf Dictionary iterates over Objects
@@ -136,10 +136,11 @@ class PrintFileWriter:
         )
 
 
-def _inherited(page: pikepdf.Object, key: str) -> pikepdf.Object | None:
+def inherited(page: pikepdf.Object, key: str) -> pikepdf.Object | None:
+    """``key`` of the page or, as the page tree passes it down, of its nearest ancestor with one."""
     node: pikepdf.Object | None = page
     for _ in range(64):  # a page tree deeper than this is malformed
-        if node is None:
+        if not isinstance(node, pikepdf.Dictionary):
             return None
         if key in node:
             value: pikepdf.Object = node[key]
