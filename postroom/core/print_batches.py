@@ -207,15 +207,7 @@ def acknowledge(
     # pieces are then settled in memory (the rejected ones as before, one by one).
     documents = lock_documents(session, {piece.document_id for piece in step})
     for piece in step:
-        locked_document = documents.get(piece.document_id)
-        accepted = not (whole_batch_rejected or piece.piece_no in rejected_pieces)
-        if accepted and locked_document is not None:
-            delivery = locked_document.delivery(piece.delivery_id)
-            if delivery is not None:
-                confirm_locked_delivery(
-                    session, locked_document, delivery, "acknowledged", f"print batch {batch_id}"
-                )
-        elif not accepted:
+        if whole_batch_rejected or piece.piece_no in rejected_pieces:
             batch.rejected += 1
             replacement = fail_delivery(
                 session,
@@ -228,7 +220,12 @@ def acknowledge(
                 replacements.append(replacement.id)
             delivery = session.get(Delivery, piece.delivery_id)
         else:
-            delivery = None
+            locked_document = documents.get(piece.document_id)
+            delivery = locked_document.delivery(piece.delivery_id) if locked_document is not None else None
+            if locked_document is not None and delivery is not None:
+                confirm_locked_delivery(
+                    session, locked_document, delivery, "acknowledged", f"print batch {batch_id}"
+                )
         if delivery is not None and delivery.document.status in FINAL_DOCUMENT_STATES:
             final.append(delivery.document_id)
         session.delete(piece)
