@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import re
 import uuid
@@ -293,14 +292,14 @@ def test_embedding_keeps_the_engine_output_unchanged(variant: Variant) -> None:
 
 def test_the_letter_shop_gets_the_pages_without_the_xml(tmp_path: Path) -> None:
     """The posted invoice is the archived one, XML included; the print file takes its pages only."""
-    pdfs = [rendering(name).pdfs["print"].data for name in EXAMPLES]
-    for name, pdf in zip(EXAMPLES, pdfs, strict=True):
-        assert pdf == rendering(name).pdfs["archive"].data
+    copies = [rendering(name).pdfs["print"] for name in EXAMPLES]
+    for name, pdf in zip(EXAMPLES, copies, strict=True):
+        assert pdf.data == rendering(name).pdfs["archive"].data
     pieces = [
-        (number, QueuedPiece(uuid.uuid4(), uuid.uuid4(), "DE", "80802", 2, hashlib.sha256(pdf).hexdigest()))
-        for number, pdf in enumerate(pdfs, 1)
+        (number, QueuedPiece(uuid.uuid4(), uuid.uuid4(), "DE", "80802", pdf.pages, pdf.sha256))
+        for number, pdf in enumerate(copies, 1)
     ]
-    by_piece = {piece.delivery_id: pdf for (_, piece), pdf in zip(pieces, pdfs, strict=True)}
+    by_piece = {piece.delivery_id: pdf.data for (_, piece), pdf in zip(pieces, copies, strict=True)}
     files = build_batch(
         uuid.uuid4(),
         "test",

@@ -121,6 +121,9 @@ def test_an_unusable_print_piece_leaves_its_batch_and_the_others_go(rt: Runtime)
         assert sorted(piece.piece_no or 0 for piece in pieces) == list(range(1, len(pieces) + 1))
         batch = session.get_one(PrintBatch, outcome.batches[-1])
         assert batch.status == "handed_off"
+    # Concluding the failed document would purge its spool; the bad file must not outlive the test
+    # (the end-to-end tests read every PDF under the var folder when they look for personal data).
+    rt.spool.discard(spoiled)
 
 
 def test_a_fallback_whose_message_was_lost_is_found_again(rt: Runtime) -> None:
