@@ -57,16 +57,23 @@ def issue_targets(rows: list[dict[str, Any]], bulk_rows: list[dict[str, Any]]) -
     def row(prefix: str) -> dict[str, Any]:
         return next(r for r in rows if r["name"].startswith(prefix))
 
-    typst = row("cpu: reference invoice (typst")
+    typst = row("cpu: reference invoice (typst, plain")
+    archive = row("cpu: reference invoice (typst, archive")
     pure = row("render reference_invoice (typst, archive + print), 2 processes")
     small, large, single = bulk_rows[0], bulk_rows[-2], bulk_rows[-1]
     two_processes = pure["docs_per_second"]
     return [
         {
-            "figure": "Typst vs Chromium, docs per CPU-second",
+            "figure": "Typst vs Chromium, docs per CPU-second, plain PDF each",
             "value": typst["ratio_to_chromium"],
             "target": ">= 3.0",
             "met": typst["ratio_to_chromium"] >= 3.0,
+        },
+        {
+            "figure": "Typst's archive variant (PDF/A-3b + XML) vs Chromium's plain PDF",
+            "value": archive["ratio_to_chromium"],
+            "target": "(for reference)",
+            "met": None,
         },
         {
             "figure": f"bulk run of {large['count']} vs two processes' pure rendering "
@@ -96,7 +103,7 @@ def _targets_table(targets: list[dict[str, Any]]) -> Table:
         table.add_column(column)
     for target in targets:
         table.add_row(
-            target["figure"], f"{target['value']:.2f}", target["target"], "yes" if target["met"] else "no"
+            target["figure"], f"{target['value']:.2f}", target["target"], report.met_label(target["met"])
         )
     return table
 
@@ -165,7 +172,7 @@ def main() -> None:
     }
     for path in (RESULTS / f"bench-{at:%Y%m%dT%H%M%SZ}.json", RESULTS / "latest.json"):
         path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    written = report.write(rows, RESULTS, f"bench-{at:%Y%m%dT%H%M%SZ}")
+    written = report.write(rows, RESULTS, f"bench-{at:%Y%m%dT%H%M%SZ}", targets)
     console.print(_targets_table(targets))
     console.print(
         f"written to {os.path.relpath(RESULTS / 'latest.json')}, {os.path.relpath(written['markdown'])}"

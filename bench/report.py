@@ -46,8 +46,13 @@ def notes(row: dict[str, Any]) -> str:
     )
 
 
-def markdown(rows: list[dict[str, Any]], stamp: str) -> str:
-    """A Markdown document with one table row per bench case."""
+def met_label(met: bool | None) -> str:
+    """A target's ``met`` as a table cell: yes, no, or blank for a figure given for reference."""
+    return "" if met is None else "yes" if met else "no"
+
+
+def markdown(rows: list[dict[str, Any]], stamp: str, targets: list[dict[str, Any]] | None = None) -> str:
+    """A Markdown document with one table row per bench case, then the targets and whether each is met."""
     header = ["case", "n", "docs/s", "docs per CPU-s", "mean ms", "p50 ms", "p95 ms", "notes"]
     lines = [
         f"# postroom bench {stamp}",
@@ -64,6 +69,11 @@ def markdown(rows: list[dict[str, Any]], stamp: str) -> str:
             notes(row),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    if targets:
+        lines += ["", "## targets", "", "| figure | value | target | met |", "|:---|---:|:---|:---|"]
+        for target in targets:
+            met = met_label(target["met"])
+            lines.append(f"| {target['figure']} | {target['value']:.2f} | {target['target']} | {met} |")
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +110,9 @@ def chart(rows: list[dict[str, Any]], stamp: str) -> Figure:
     return figure
 
 
-def write(rows: list[dict[str, Any]], folder: Path, stamp: str) -> dict[str, Path]:
+def write(
+    rows: list[dict[str, Any]], folder: Path, stamp: str, targets: list[dict[str, Any]] | None = None
+) -> dict[str, Path]:
     """Write ``<stamp>.md`` and ``<stamp>.png`` to ``folder`` and copy them to ``latest.md`` and
     ``latest.png``; return the four paths by name (``markdown``, ``chart``, ``latest_markdown``,
     ``latest_chart``)."""
@@ -111,7 +123,7 @@ def write(rows: list[dict[str, Any]], folder: Path, stamp: str) -> dict[str, Pat
         "latest_markdown": folder / "latest.md",
         "latest_chart": folder / "latest.png",
     }
-    paths["markdown"].write_text(markdown(rows, stamp), encoding="utf-8")
+    paths["markdown"].write_text(markdown(rows, stamp, targets), encoding="utf-8")
     chart(rows, stamp).savefig(paths["chart"], dpi=120)
     shutil.copyfile(paths["markdown"], paths["latest_markdown"])
     shutil.copyfile(paths["chart"], paths["latest_chart"])

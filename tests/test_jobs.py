@@ -21,11 +21,22 @@ from postroom.core.documents import (
     stalled_fallbacks,
     submit_document,
 )
-from postroom.core.models import Delivery, Document, PrintBatch, PrintPiece, RenderedVariant, utcnow
+from postroom.core.models import (
+    ArchiveEntry,
+    ArchiveEvent,
+    Delivery,
+    Document,
+    PrintBatch,
+    PrintPiece,
+    RenderedVariant,
+    utcnow,
+)
+from postroom.core.spool import NotHeld
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.types.invoice import InvoiceRequest
 from postroom.embedded.smtp_sink import SmtpSink
 from postroom.jobs import delivery, printing, rendering
+from postroom.renderer.engine import TemplateError
 from postroom.runtime import Runtime, runtime
 from tests.conftest import example
 
@@ -35,11 +46,13 @@ def rt(hub_env: dict[str, str]) -> Runtime:
     return runtime()
 
 
-def queued_document(rt: Runtime, channels: list[str] | None = None) -> uuid.UUID:
+def queued_document(rt: Runtime, channels: list[str] | None = None, template: str | None = None) -> uuid.UUID:
     body = copy.deepcopy(example("invoice"))
     body["data"]["number"] = f"RE-J-{uuid.uuid4().hex[:10]}"
     if channels is not None:
         body["channels"] = channels
+    if template is not None:
+        body["template"] = template
     with rt.db.session() as session:
         return submit_document(
             session, InvoiceRequest.model_validate(body), api_key_id="jobs", idempotency_key=None
@@ -124,6 +137,77 @@ def test_an_unusable_print_piece_leaves_its_batch_and_the_others_go(rt: Runtime)
     # Concluding the failed document would purge its spool; the bad file must not outlive the test
     # (the end-to-end tests read every PDF under the var folder when they look for personal data).
     rt.spool.discard(spoiled)
+
+
+INLINE = frozenset({"archive", "print"})
+
+
+def test_a_group_is_rendered_and_handed_off_together_and_a_failure_stays_its_own(rt: Runtime) -> None:
+    """A bulk run's group: claimed, recorded and handed off in a transaction or two for all, yet a
+    document that cannot be rendered or a hand-off that fails holds up none of the others, and
+    repeating the group (a redelivered message) neither renders nor archives nor queues twice."""
+    sound = [queued_document(rt, ["archive", "print"]) for _ in range(4)]
+    broken = queued_document(rt, ["archive", "print"], template="no_such_template")
+    group = rendering.render_documents(rt, [*sound, broken])
+    assert set(group.pending) == set(sound)
+    assert all(
+        sorted(channel for _, channel in pending) == ["archive", "print"]
+        for pending in group.pending.values()
+    )
+    assert list(group.failed) == [broken]
+    assert isinstance(group.failed[broken], TemplateError)
+    for document_id in sound:  # one rendering, spooled once, the print variant a link to it
+        archive, printed = rt.spool.path(document_id, "archive"), rt.spool.path(document_id, "print")
+        assert archive.stat().st_ino == printed.stat().st_ino
+    lost, *handed = sound
+    rt.spool.discard(lost)
+
+    handoff = delivery.deliver_documents(rt, sound, INLINE, "message-1")
+    assert handoff.final_documents == []  # the letters wait for the letter shop
+    lost_deliveries = {id_ for id_, _ in group.pending[lost]}
+    assert set(handoff.failed) == lost_deliveries
+    assert all(isinstance(error, NotHeld) for error in handoff.failed.values())
+
+    again = rendering.render_documents(rt, sound)  # the message again, after a crash
+    assert again.failed == {}
+    assert again.pending == {lost: group.pending[lost], **{id_: [] for id_ in handed}}
+    assert delivery.deliver_documents(rt, handed, INLINE, "message-1").failed == {}
+    with rt.db.session() as session:
+        for document_id in handed:
+            document = session.get_one(Document, document_id)
+            assert document.status is DocumentStatus.DELIVERING
+            states = {d.channel: (d.status, d.attempts) for d in document.deliveries}
+            assert states == {"archive": (DeliveryStatus.CONFIRMED, 1), "print": (DeliveryStatus.SENT, 1)}
+            assert session.get(ArchiveEntry, document_id) is not None
+            pieces = select(func.count()).where(PrintPiece.document_id == document_id)
+            assert session.scalar(pieces) == 1
+        writes = select(ArchiveEvent.subject, func.count()).where(ArchiveEvent.kind == "archive.write")
+        written = dict(
+            session.execute(
+                writes.where(ArchiveEvent.subject.in_([str(i) for i in sound])).group_by(ArchiveEvent.subject)
+            ).all()
+        )
+        assert written == {str(document_id): 1 for document_id in handed}
+        for row in session.scalars(select(Delivery).where(Delivery.id.in_(lost_deliveries))):
+            assert (row.status, row.lease_expires_at, row.error_detail) == (
+                DeliveryStatus.SENDING,
+                None,
+                "NotHeld",
+            )
+        assert session.get_one(Document, broken).status is DocumentStatus.RENDERING  # the caller decides
+
+
+def test_a_group_message_gives_up_a_document_it_cannot_render_and_renders_the_rest(rt: Runtime) -> None:
+    from postroom.jobs import actors
+
+    sound = [queued_document(rt, ["archive"]) for _ in range(2)]
+    broken = queued_document(rt, ["archive"], template="no_such_template")
+    actors.render_bulk_group([str(document_id) for document_id in [*sound, broken]])
+    with rt.db.session() as session:
+        failed = session.get_one(Document, broken)
+        assert (failed.status, failed.error_code) == (DocumentStatus.FAILED, "template_error")
+        for document_id in sound:
+            assert session.get_one(Document, document_id).status is DocumentStatus.DELIVERED
 
 
 def test_a_fallback_whose_message_was_lost_is_found_again(rt: Runtime) -> None:

@@ -97,12 +97,47 @@ class ArchivedDocument:
 
 def record_archived(session: Session, archived: ArchivedDocument) -> ArchiveEntry:
     """Index an archived document and chain its ``archive.write`` event; repeating it changes nothing."""
-    document = archived.document
-    existing = session.get(ArchiveEntry, document.id)
-    if existing is not None:
-        return existing
-    figures = archived.figures
-    entry = ArchiveEntry(
+    return record_archived_many(session, [archived])[0]
+
+
+def record_archived_many(session: Session, archived: Sequence[ArchivedDocument]) -> list[ArchiveEntry]:
+    """:func:`record_archived` for several documents, in one query for those indexed already and
+    one extension of the event chain for the rest."""
+    ids = [item.document.id for item in archived]
+    existing = {
+        entry.id: entry for entry in session.scalars(select(ArchiveEntry).where(ArchiveEntry.id.in_(ids)))
+    }
+    entries, events = [], []
+    for item in archived:
+        document = item.document
+        entry = existing.get(document.id)
+        if entry is None:
+            entry = existing[document.id] = _entry(item)
+            session.add(entry)
+            events.append(
+                event_chain.Entry(
+                    "archive.write",
+                    SYSTEM_ACTOR,
+                    str(document.id),
+                    {
+                        "key": item.key,
+                        "sha256": item.sha256,
+                        "size": item.size,
+                        "retain_until": item.retain_until.isoformat(),
+                        "lock_mode": item.lock_mode,
+                        "version_id": item.version_id,
+                    },
+                )
+            )
+        entries.append(entry)
+    if events:
+        event_chain.extend(session, events)
+    return entries
+
+
+def _entry(archived: ArchivedDocument) -> ArchiveEntry:
+    document, figures = archived.document, archived.figures
+    return ArchiveEntry(
         id=document.id,
         document_type=document.type,
         number=document.number,
@@ -122,20 +157,6 @@ def record_archived(session: Session, archived: ArchivedDocument) -> ArchiveEntr
         retain_until=archived.retain_until,
         archived_at=utcnow(),
     )
-    session.add(entry)
-    event_chain.append(
-        session,
-        "archive.write",
-        SYSTEM_ACTOR,
-        str(document.id),
-        key=archived.key,
-        sha256=archived.sha256,
-        size=archived.size,
-        retain_until=archived.retain_until.isoformat(),
-        lock_mode=archived.lock_mode,
-        version_id=archived.version_id,
-    )
-    return entry
 
 
 def search(

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from postroom.core.billing.handoffs import document_delivered
@@ -260,6 +260,23 @@ def claim_for_rendering(session: Session, document_id: uuid.UUID) -> Document | 
     return document
 
 
+def claim_documents_for_rendering(session: Session, document_ids: Collection[uuid.UUID]) -> list[Document]:
+    """:func:`claim_for_rendering` for many documents at once, locked in id order (the order of
+    :func:`lock_documents`); their deliveries are loaded with them. Unknown ids are left out."""
+    documents = session.scalars(
+        select(Document)
+        .where(Document.id.in_(document_ids))
+        .options(selectinload(Document.deliveries))
+        .order_by(Document.id)
+        .with_for_update(of=Document)
+        .execution_options(populate_existing=True)
+    ).all()
+    for document in documents:
+        if document.status is DocumentStatus.QUEUED:
+            move_document(document, DocumentStatus.RENDERING)
+    return list(documents)
+
+
 _RELEASES_SEEN: weakref.WeakKeyDictionary[Engine, set[TemplateUse]] = weakref.WeakKeyDictionary()
 """Template versions found recorded with the hash they are used with, by database engine: release
 rows are never changed or deleted, so each is read once per process rather than once per document."""
@@ -352,12 +369,19 @@ def claim_for_sending(
     it stopped sending heartbeats, so its attempt died with that worker.
     """
     delivery = locked_delivery(session, delivery_id)
-    if delivery is None or delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+    return claim_locked_for_sending(delivery, lease, holder) if delivery is not None else None
+
+
+def claim_locked_for_sending(
+    delivery: Delivery, lease: timedelta, holder: str | None = None
+) -> Delivery | None:
+    """:func:`claim_for_sending` for a delivery locked already (see :func:`lock_documents`)."""
+    if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
         return None
     now = utcnow()
     leased = delivery.lease_expires_at is not None and delivery.lease_expires_at > now
     if leased and (holder is None or delivery.lease_holder != holder):
-        raise DeliveryBusy(f"delivery {delivery_id} is being sent by another worker")
+        raise DeliveryBusy(f"delivery {delivery.id} is being sent by another worker")
     if delivery.status is DeliveryStatus.PENDING:
         move_delivery(delivery, DeliveryStatus.SENDING)
     delivery.attempts += 1
@@ -379,6 +403,27 @@ def record_handoff(
     """
     delivery = locked_delivery(session, delivery_id)
     assert delivery is not None
+    if _handed_off(delivery, external_ref, confirmed, event):
+        settle_document(session, delivery.document_id)
+    return delivery
+
+
+def record_locked_handoff(
+    session: Session,
+    locked_document: LockedDocument,
+    delivery: Delivery,
+    external_ref: str,
+    *,
+    confirmed: bool,
+    event: str | None = None,
+) -> None:
+    """:func:`record_handoff` for a delivery of a document :func:`lock_documents` locked."""
+    if _handed_off(delivery, external_ref, confirmed, event):
+        _settle(session, locked_document.document, locked_document.deliveries)
+
+
+def _handed_off(delivery: Delivery, external_ref: str, confirmed: bool, event: str | None) -> bool:
+    """Move a locked delivery to ``sent`` (and ``confirmed``); whether it was confirmed now."""
     delivery.lease_expires_at = delivery.lease_holder = None
     if delivery.status is DeliveryStatus.SENDING:
         delivery.external_ref = external_ref
@@ -386,8 +431,8 @@ def record_handoff(
         move_delivery(delivery, DeliveryStatus.SENT, event)
     if confirmed and delivery.status is DeliveryStatus.SENT:
         move_delivery(delivery, DeliveryStatus.CONFIRMED)
-        settle_document(session, delivery.document_id)
-    return delivery
+        return True
+    return False
 
 
 def confirm_delivery(
@@ -608,21 +653,28 @@ class LockedDocument:
         return next((d for d in self.deliveries if d.id == delivery_id), None)
 
 
-def lock_documents(session: Session, document_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, LockedDocument]:
+def lock_documents(
+    session: Session, document_ids: Collection[uuid.UUID], *, for_handoff: bool = False
+) -> dict[uuid.UUID, LockedDocument]:
     """Lock many documents and all their deliveries in two statements, by id.
 
     Every document before any delivery and each kind in id order: the lock order of every writer
     (see :func:`locked_delivery`), so a step over hundreds of documents (a print acknowledgement)
     neither deadlocks with the single-document writers nor costs three queries a document.
+    The request (recipient and lines) is left unloaded unless ``for_handoff``, which loads it and
+    the rendered variants with it: what handing a document to a channel needs.
     """
     if not document_ids:
         return {}
+    loading = (
+        selectinload(Document.variants) if for_handoff else defer(Document.payload)  # large, and personal
+    )
     documents = session.scalars(
         select(Document)
         .where(Document.id.in_(document_ids))
-        .options(defer(Document.payload))  # the request (recipient, lines): not needed, and large
+        .options(loading)
         .order_by(Document.id)
-        .with_for_update()
+        .with_for_update(of=Document)
         .execution_options(populate_existing=True)
     ).all()
     deliveries = session.scalars(
@@ -637,6 +689,9 @@ def lock_documents(session: Session, document_ids: Collection[uuid.UUID]) -> dic
         entry = found[delivery.document_id]
         set_committed_value(delivery, "document", entry.document)
         entry.deliveries.append(delivery)
+    for entry in found.values():
+        # The collection as the relationship orders it, so that reading it queries nothing.
+        set_committed_value(entry.document, "deliveries", sorted(entry.deliveries, key=lambda d: d.channel))
     return found
 
 

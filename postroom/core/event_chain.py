@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,16 @@ def entry_hash(
     return hashlib.sha256(prev.encode() + canonical_json(body)).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An entry to append: what happened (``kind``), who did it, to what, and its details."""
+
+    kind: str
+    actor: str
+    subject: str | None
+    detail: Mapping[str, Any]
+
+
 def append(
     session: Session, kind: str, actor: str, subject: str | None = None, **detail: Any
 ) -> ArchiveEvent:
@@ -55,26 +65,35 @@ def append(
 
     The head row is locked until then, so concurrent appends queue up behind each other.
     """
+    return extend(session, [Entry(kind, actor, subject, detail)])[0]
+
+
+def extend(session: Session, entries: Sequence[Entry]) -> list[ArchiveEvent]:
+    """:func:`append` each of ``entries`` in order, locking the head and writing once for all."""
     head = session.scalar(select(ArchiveChainHead).where(ArchiveChainHead.id == _HEAD_ID).with_for_update())
     if head is None:
         head = ArchiveChainHead(id=_HEAD_ID, seq=0, hash=GENESIS)
         session.add(head)
-    at = utcnow()
-    seq = head.seq + 1
-    event = ArchiveEvent(
-        seq=seq,
-        at=at,
-        kind=kind,
-        actor=actor,
-        subject=subject,
-        detail=dict(detail),
-        prev_hash=head.hash,
-        hash=entry_hash(seq, at, kind, actor, subject, detail, head.hash),
-    )
-    session.add(event)
-    head.seq, head.hash = seq, event.hash
+    events = []
+    for entry in entries:
+        at = utcnow()
+        seq = head.seq + 1
+        detail = dict(entry.detail)
+        event = ArchiveEvent(
+            seq=seq,
+            at=at,
+            kind=entry.kind,
+            actor=entry.actor,
+            subject=entry.subject,
+            detail=detail,
+            prev_hash=head.hash,
+            hash=entry_hash(seq, at, entry.kind, entry.actor, entry.subject, detail, head.hash),
+        )
+        session.add(event)
+        head.seq, head.hash = seq, event.hash
+        events.append(event)
     session.flush()
-    return event
+    return events
 
 
 @dataclass(frozen=True, slots=True)

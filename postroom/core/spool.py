@@ -6,6 +6,7 @@ In a multi-host deployment the spool folder is a volume shared by API and worker
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -35,6 +36,16 @@ class Spool:
         target = self.path(document_id, variant)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomically(target, pdf, mode=0o600)
+        return target
+
+    def link(self, document_id: uuid.UUID, variant: str, same_as: str) -> Path:
+        """Store ``same_as`` as the PDF of ``variant`` too: its bytes, without writing them again."""
+        source, target = self.path(document_id, same_as), self.path(document_id, variant)
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        os.link(source, temporary)
+        os.replace(temporary, target)  # replaces what an earlier attempt left
+        # rename() between two links of one file does nothing: an earlier attempt's link stays.
+        temporary.unlink(missing_ok=True)
         return target
 
     def read(self, document_id: uuid.UUID, variant: str) -> bytes:

@@ -6,15 +6,24 @@ import asyncio
 import hashlib
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from postroom.channels.base import Handoff, HandoffReceipt
-from postroom.core.archive_index import ArchivedDocument, record_archived
+from postroom.core.archive_index import ArchivedDocument, record_archived, record_archived_many
 from postroom.core.batches import batch_print_group
-from postroom.core.documents import claim_for_sending, note_delivery_error, record_handoff
-from postroom.core.models import Document
+from postroom.core.documents import (
+    DeliveryBusy,
+    claim_for_sending,
+    claim_locked_for_sending,
+    lock_documents,
+    note_delivery_error,
+    record_handoff,
+    record_locked_handoff,
+)
+from postroom.core.models import Delivery, Document
 from postroom.core.states import FINAL_DOCUMENT_STATES
 from postroom.documents.catalogue import document_type
 from postroom.documents.request import DocumentRequest
@@ -55,6 +64,39 @@ class SpoolMismatch(PermanentError):
     code = "spool_mismatch"
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery claimed for one attempt, with what its hand-off needs of the document."""
+
+    delivery_id: uuid.UUID
+    document_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    channel: str
+    variant: str
+    expected_sha256: str | None
+    request: DocumentRequest
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> ClaimedDelivery:
+        """The claim on ``delivery``, its document (with the request) loaded."""
+        document = delivery.document
+        variant = document.variant(delivery.variant)
+        return cls(
+            delivery.id,
+            document.id,
+            document.batch_id,
+            delivery.channel,
+            delivery.variant,
+            variant.sha256 if variant is not None else None,
+            stored_request(document),
+        )
+
+
+def _lease(rt: Runtime) -> timedelta:
+    # The lease outlasts the actor's time limit, so a live attempt never loses it.
+    return timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
+
+
 def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> uuid.UUID | None:
     """Send one delivery; transient errors are recorded and re-raised for the job's retry.
 
@@ -62,22 +104,96 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
     (see :func:`~postroom.core.documents.claim_for_sending`). Returns the document id when this
     hand-off made the document final.
     """
-    # The lease outlasts the actor's time limit, so a live attempt never loses it.
-    lease = timedelta(seconds=rt.settings.delivery_timeout_seconds + 60)
     with rt.db.session() as session:
-        delivery = claim_for_sending(session, delivery_id, lease, holder)
+        delivery = claim_for_sending(session, delivery_id, _lease(rt), holder)
         if delivery is None:
             return None
-        document = delivery.document
-        variant = document.variant(delivery.variant)
-        request = stored_request(document)
-        doc_type = document_type(document.type)
-        channel_name, document_id, variant_name = delivery.channel, document.id, delivery.variant
-        print_group = batch_print_group(document.batch_id) if document.batch_id is not None else None
-        bind_ids(delivery_id=delivery_id, document_id=document_id, batch_id=document.batch_id)
-        expected_sha256 = variant.sha256 if variant is not None else None
+        claimed = ClaimedDelivery.of(delivery)
+    bind_ids(delivery_id=delivery_id, document_id=claimed.document_id, batch_id=claimed.batch_id)
+    handoff, receipt = _hand_off(rt, claimed)
+    with rt.db.session() as session:
+        document = record_handoff(
+            session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed, event=receipt.event
+        ).document
+        if receipt.stored is not None and receipt.confirmed:
+            record_archived(session, _archived(document, handoff, receipt, claimed.request))
+        final = document.status in FINAL_DOCUMENT_STATES
+    _handed_off(claimed, receipt)
+    return claimed.document_id if final else None
 
+
+@dataclass(frozen=True, slots=True)
+class GroupHandoff:
+    """What handing off a group's deliveries came to: the documents it made final, and the
+    deliveries not handed off, with the error (a :class:`PermanentError` to give up on)."""
+
+    final_documents: list[uuid.UUID]
+    failed: dict[uuid.UUID, Exception]
+
+
+def deliver_documents(
+    rt: Runtime, document_ids: Collection[uuid.UUID], channels: Collection[str], holder: str | None
+) -> GroupHandoff:
+    """:func:`deliver` for the pending deliveries on ``channels`` of a group of documents: one
+    transaction claims them all and one records every hand-off, instead of two per delivery.
+
+    A delivery whose hand-off fails is reported with its error and leaves the others alone; its
+    lease is released unless the error is permanent, so that it can be sent again on its own.
+    """
+    failed: dict[uuid.UUID, Exception] = {}
+    claims: list[ClaimedDelivery] = []
+    with rt.db.session() as session:
+        for entry in lock_documents(session, document_ids, for_handoff=True).values():
+            for delivery in entry.deliveries:
+                if delivery.channel not in channels:
+                    continue
+                try:
+                    if claim_locked_for_sending(delivery, _lease(rt), holder) is not None:
+                        claims.append(ClaimedDelivery.of(delivery))
+                except DeliveryBusy as error:
+                    failed[delivery.id] = error
+    sent: list[tuple[ClaimedDelivery, Handoff, HandoffReceipt]] = []
+    for claimed in claims:
+        bind_ids(delivery_id=claimed.delivery_id, document_id=claimed.document_id, batch_id=claimed.batch_id)
+        try:
+            sent.append((claimed, *_hand_off(rt, claimed)))
+        except Exception as error:
+            failed[claimed.delivery_id] = error
+    final: list[uuid.UUID] = []
+    if sent:
+        with rt.db.session() as session:
+            documents = lock_documents(session, {claimed.document_id for claimed, _, _ in sent})
+            archived = []
+            for claimed, handoff, receipt in sent:
+                entry = documents[claimed.document_id]
+                handed = entry.delivery(claimed.delivery_id)
+                assert handed is not None
+                record_locked_handoff(
+                    session,
+                    entry,
+                    handed,
+                    receipt.external_ref,
+                    confirmed=receipt.confirmed,
+                    event=receipt.event,
+                )
+                if receipt.stored is not None and receipt.confirmed:
+                    archived.append(_archived(entry.document, handoff, receipt, claimed.request))
+            record_archived_many(session, archived)
+            final = [
+                id_ for id_, entry in documents.items() if entry.document.status in FINAL_DOCUMENT_STATES
+            ]
+    for claimed, _, receipt in sent:
+        _handed_off(claimed, receipt)
+    return GroupHandoff(final, failed)
+
+
+def _hand_off(rt: Runtime, claimed: ClaimedDelivery) -> tuple[Handoff, HandoffReceipt]:
+    """Hand a claimed delivery's PDF to its channel. A transient error is noted on the delivery
+    (its lease released for the retry) and re-raised, as is a permanent one."""
+    doc_type = document_type(claimed.request.type)
+    request, document_id, variant_name = claimed.request, claimed.document_id, claimed.variant
     try:
+        expected_sha256 = claimed.expected_sha256
         if expected_sha256 is None:
             # A fallback channel may need a variant the first render did not make.
             expected_sha256 = render_variant(rt, document_id, variant_name)
@@ -87,7 +203,7 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
                 f"spooled {variant_name} PDF of document {document_id} does not match its SHA-256"
             )
         handoff = Handoff(
-            delivery_id=delivery_id,
+            delivery_id=claimed.delivery_id,
             document_id=document_id,
             document_type=doc_type.name,
             title=doc_type.title(request.locale),
@@ -99,37 +215,35 @@ def deliver(rt: Runtime, delivery_id: uuid.UUID, holder: str | None = None) -> u
             seller=request.data.seller,
             pdf=pdf,
             sha256=expected_sha256,
-            print_group=print_group,
+            print_group=batch_print_group(claimed.batch_id) if claimed.batch_id is not None else None,
         )
-        rt.throttle.wait(channel_name)
-        receipt = run_on_thread_loop(rt.channels[channel_name].send(handoff))
+        rt.throttle.wait(claimed.channel)
+        receipt = run_on_thread_loop(rt.channels[claimed.channel].send(handoff))
     except PermanentError:
-        metrics.DELIVERIES.labels(channel_name, "rejected").inc()
+        metrics.DELIVERIES.labels(claimed.channel, "rejected").inc()
         raise
     except Exception as error:
         # Retried by the job: keep the reason and release the lease for the next attempt.
-        metrics.DELIVERIES.labels(channel_name, "deferred").inc()
+        metrics.DELIVERIES.labels(claimed.channel, "deferred").inc()
         code, detail = safe_detail(error)
         with rt.db.session() as session:
-            note_delivery_error(session, delivery_id, code, detail)
-        log.warning("delivery deferred", delivery_id=str(delivery_id), channel=channel_name, error=code)
+            note_delivery_error(session, claimed.delivery_id, code, detail)
+        log.warning(
+            "delivery deferred", delivery_id=str(claimed.delivery_id), channel=claimed.channel, error=code
+        )
         raise
-    with rt.db.session() as session:
-        document = record_handoff(
-            session, delivery_id, receipt.external_ref, confirmed=receipt.confirmed, event=receipt.event
-        ).document
-        if receipt.stored is not None and receipt.confirmed:
-            record_archived(session, _archived(document, handoff, receipt, request))
-        final = document.status in FINAL_DOCUMENT_STATES
-    metrics.DELIVERIES.labels(channel_name, "confirmed" if receipt.confirmed else "sent").inc()
+    return handoff, receipt
+
+
+def _handed_off(claimed: ClaimedDelivery, receipt: HandoffReceipt) -> None:
+    metrics.DELIVERIES.labels(claimed.channel, "confirmed" if receipt.confirmed else "sent").inc()
     log.info(
         "delivery handed off",
-        delivery_id=str(delivery_id),
-        document_id=str(document_id),
-        channel=channel_name,
+        delivery_id=str(claimed.delivery_id),
+        document_id=str(claimed.document_id),
+        channel=claimed.channel,
         confirmed=receipt.confirmed,
     )
-    return document_id if final else None
 
 
 def _archived(

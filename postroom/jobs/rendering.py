@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
+
+from sqlalchemy.orm import Session
 
 from postroom.core.documents import (
     TemplateChanged,
     TemplateUse,
     VariantRecord,
     add_variant,
+    claim_documents_for_rendering,
     claim_for_rendering,
+    lock_documents,
     locked,
     record_rendering,
 )
@@ -48,6 +55,39 @@ def stored_request(document: Document) -> DocumentRequest:
     return document_type(document.type).parse(body)
 
 
+PendingDelivery = tuple[uuid.UUID, str]
+"""A delivery still to be sent, with its channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOrder:
+    """A document claimed for rendering: its request and what the PDFs are dated with."""
+
+    document_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    request: DocumentRequest
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: Document) -> RenderOrder:
+        """The order of a document in ``rendering``."""
+        return cls(document.id, document.batch_id, stored_request(document), document.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A document's PDFs, spooled, and what is to be recorded of them."""
+
+    document_id: uuid.UUID
+    template: TemplateUse
+    variants: list[VariantRecord]
+    channel_variants: dict[str, str]
+
+    def record(self, session: Session, document: Document) -> None:
+        """Record the rendering on ``document`` (locked, still in ``rendering``) and open its deliveries."""
+        record_rendering(session, document, self.template, self.variants, self.channel_variants)
+
+
 def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
     """Render a document's variants and open its deliveries.
 
@@ -58,7 +98,7 @@ def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
     return [delivery_id for delivery_id, _ in render_document_deliveries(rt, document_id)]
 
 
-def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[PendingDelivery]:
     """:func:`render_document`, each delivery still to be sent with its channel."""
     with rt.db.session() as session:
         document = claim_for_rendering(session, document_id)
@@ -67,9 +107,64 @@ def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[tupl
         bind_ids(document_id=document_id, batch_id=document.batch_id)
         if document.status is not DocumentStatus.RENDERING:
             return _pending(document)
-        request = stored_request(document)
-        created_at = document.created_at
+        order = RenderOrder.of(document)
+    rendered = spool_rendering(rt, order)
+    with rt.db.session() as session:
+        document = locked(session, Document, document_id)
+        if document is None or document.status is not DocumentStatus.RENDERING:
+            return _pending(document) if document is not None else []
+        rendered.record(session, document)
+        return _pending(document)
 
+
+@dataclass(frozen=True, slots=True)
+class GroupRendering:
+    """What rendering a group of documents came to: the deliveries still to be sent, by document,
+    and the documents that could not be rendered, with the error."""
+
+    pending: dict[uuid.UUID, list[PendingDelivery]]
+    failed: dict[uuid.UUID, Exception]
+
+
+def render_documents(rt: Runtime, document_ids: Collection[uuid.UUID]) -> GroupRendering:
+    """:func:`render_document_deliveries` for a group of a bulk run's documents: one transaction
+    claims them all and one records every rendering, instead of two per document.
+
+    A document whose rendering fails is reported with its error and leaves the others alone; it
+    stays in ``rendering`` for the caller to fail or to render again on its own.
+    """
+    pending: dict[uuid.UUID, list[PendingDelivery]] = {}
+    with rt.db.session() as session:
+        orders = []
+        for document in claim_documents_for_rendering(session, document_ids):
+            if document.status is DocumentStatus.RENDERING:
+                orders.append(RenderOrder.of(document))
+            elif document.status is not DocumentStatus.FAILED:
+                pending[document.id] = _pending(document)
+    failed: dict[uuid.UUID, Exception] = {}
+    rendered: list[Rendered] = []
+    for order in orders:
+        bind_ids(document_id=order.document_id, batch_id=order.batch_id)
+        try:
+            rendered.append(spool_rendering(rt, order))
+        except Exception as error:
+            failed[order.document_id] = error
+    if rendered:
+        with rt.db.session() as session:
+            documents = lock_documents(session, [r.document_id for r in rendered], for_handoff=True)
+            for rendering in rendered:
+                entry = documents.get(rendering.document_id)
+                if entry is None:
+                    continue
+                if entry.document.status is DocumentStatus.RENDERING:
+                    rendering.record(session, entry.document)
+                pending[rendering.document_id] = _pending(entry.document)
+    return GroupRendering(pending, failed)
+
+
+def spool_rendering(rt: Runtime, order: RenderOrder) -> Rendered:
+    """Render the variants a claimed document's channels need and write them to the spool."""
+    request, document_id = order.request, order.document_id
     missing = [name for name in request.channels if name not in rt.channels]
     if missing:
         raise ChannelNotConfigured(f"channel(s) {', '.join(missing)} not configured on this worker")
@@ -77,26 +172,18 @@ def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[tupl
     variants = [cast(Variant, variant) for variant in dict.fromkeys(channel_variants.values())]
     doc_type = document_type(request.type)
     started = time.perf_counter()
-    rendering = rt.renderer.render(doc_type, request, variants, timestamp=created_at)
+    rendering = rt.renderer.render(doc_type, request, variants, timestamp=order.created_at)
     metrics.RENDER_SECONDS.labels(rendering.template.engine, rendering.template.id).observe(
         time.perf_counter() - started
     )
+    spooled: dict[str, str] = {}  # SHA-256 → the variant first written with these bytes
     for pdf in rendering.pdfs.values():
-        rt.spool.write(document_id, pdf.variant, pdf.data)
-
+        if pdf.sha256 in spooled:
+            rt.spool.link(document_id, pdf.variant, same_as=spooled[pdf.sha256])
+        else:
+            rt.spool.write(document_id, pdf.variant, pdf.data)
+            spooled[pdf.sha256] = pdf.variant
     template = rendering.template
-    with rt.db.session() as session:
-        document = locked(session, Document, document_id)
-        if document is None or document.status is not DocumentStatus.RENDERING:
-            return _pending(document) if document is not None else []
-        record_rendering(
-            session,
-            document,
-            TemplateUse(template.id, template.version, template.engine, template.sha256),
-            [VariantRecord(p.variant, p.sha256, len(p.data), p.pages) for p in rendering.pdfs.values()],
-            channel_variants,
-        )
-        pending = _pending(document)
     log.info(
         "document rendered",
         document_id=str(document_id),
@@ -105,7 +192,12 @@ def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[tupl
         template_version=template.version,
         variants=sorted(rendering.pdfs),
     )
-    return pending
+    return Rendered(
+        document_id,
+        TemplateUse(template.id, template.version, template.engine, template.sha256),
+        [VariantRecord(p.variant, p.sha256, len(p.data), p.pages) for p in rendering.pdfs.values()],
+        channel_variants,
+    )
 
 
 def render_variant(rt: Runtime, document_id: uuid.UUID, variant: str) -> str:
@@ -142,7 +234,7 @@ def render_variant(rt: Runtime, document_id: uuid.UUID, variant: str) -> str:
     return pdf.sha256
 
 
-def _pending(document: Document) -> list[tuple[uuid.UUID, str]]:
+def _pending(document: Document) -> list[PendingDelivery]:
     return [
         (d.id, d.channel)
         for d in document.deliveries
