@@ -152,13 +152,26 @@ def deliver_documents(
                         claims.append(ClaimedDelivery.of(delivery))
                 except DeliveryBusy as error:
                     failed[delivery.id] = error
-    sent: list[tuple[ClaimedDelivery, Handoff, HandoffReceipt]] = []
+    ready: list[tuple[ClaimedDelivery, Handoff]] = []
     for claimed in claims:
         bind_ids(delivery_id=claimed.delivery_id, document_id=claimed.document_id, batch_id=claimed.batch_id)
         try:
-            sent.append((claimed, *_hand_off(rt, claimed)))
+            ready.append((claimed, _prepared(rt, claimed)))
         except Exception as error:
+            _failed(rt, claimed, error)
             failed[claimed.delivery_id] = error
+    # All at once: the channels' blocking work (the archive's fsyncs, the print preflight) runs in
+    # threads, so one hand-off's wait for the disk need not hold up the next.
+    outcomes = run_on_thread_loop(_send_all(rt, ready))
+    sent: list[tuple[ClaimedDelivery, Handoff, HandoffReceipt]] = []
+    for (claimed, handoff), outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, HandoffReceipt):
+            sent.append((claimed, handoff, outcome))
+        elif isinstance(outcome, Exception):
+            _failed(rt, claimed, outcome)
+            failed[claimed.delivery_id] = outcome
+        else:
+            raise outcome
     final: list[uuid.UUID] = []
     if sent:
         with rt.db.session() as session:
@@ -190,49 +203,67 @@ def deliver_documents(
 def _hand_off(rt: Runtime, claimed: ClaimedDelivery) -> tuple[Handoff, HandoffReceipt]:
     """Hand a claimed delivery's PDF to its channel. A transient error is noted on the delivery
     (its lease released for the retry) and re-raised, as is a permanent one."""
-    doc_type = document_type(claimed.request.type)
-    request, document_id, variant_name = claimed.request, claimed.document_id, claimed.variant
     try:
-        expected_sha256 = claimed.expected_sha256
-        if expected_sha256 is None:
-            # A fallback channel may need a variant the first render did not make.
-            expected_sha256 = render_variant(rt, document_id, variant_name)
-        pdf = rt.spool.read(document_id, variant_name)
-        if hashlib.sha256(pdf).hexdigest() != expected_sha256:
-            raise SpoolMismatch(
-                f"spooled {variant_name} PDF of document {document_id} does not match its SHA-256"
-            )
-        handoff = Handoff(
-            delivery_id=claimed.delivery_id,
-            document_id=document_id,
-            document_type=doc_type.name,
-            title=doc_type.title(request.locale),
-            number=request.number,
-            issue_date=request.data.issue_date,
-            locale=request.locale,
-            retention=doc_type.retention,
-            recipient=request.recipient,
-            seller=request.data.seller,
-            pdf=pdf,
-            sha256=expected_sha256,
-            print_group=batch_print_group(claimed.batch_id) if claimed.batch_id is not None else None,
-        )
-        rt.throttle.wait(claimed.channel)
+        handoff = _prepared(rt, claimed)
         receipt = run_on_thread_loop(rt.channels[claimed.channel].send(handoff))
-    except PermanentError:
-        metrics.DELIVERIES.labels(claimed.channel, "rejected").inc()
-        raise
     except Exception as error:
-        # Retried by the job: keep the reason and release the lease for the next attempt.
-        metrics.DELIVERIES.labels(claimed.channel, "deferred").inc()
-        code, detail = safe_detail(error)
-        with rt.db.session() as session:
-            note_delivery_error(session, claimed.delivery_id, code, detail)
-        log.warning(
-            "delivery deferred", delivery_id=str(claimed.delivery_id), channel=claimed.channel, error=code
-        )
+        _failed(rt, claimed, error)
         raise
     return handoff, receipt
+
+
+def _prepared(rt: Runtime, claimed: ClaimedDelivery) -> Handoff:
+    """The hand-off of a claimed delivery: its spooled PDF, checked, with what the channel needs;
+    the channel's rate limit waited for."""
+    doc_type = document_type(claimed.request.type)
+    request, document_id, variant_name = claimed.request, claimed.document_id, claimed.variant
+    expected_sha256 = claimed.expected_sha256
+    if expected_sha256 is None:
+        # A fallback channel may need a variant the first render did not make.
+        expected_sha256 = render_variant(rt, document_id, variant_name)
+    pdf = rt.spool.read(document_id, variant_name)
+    if hashlib.sha256(pdf).hexdigest() != expected_sha256:
+        raise SpoolMismatch(
+            f"spooled {variant_name} PDF of document {document_id} does not match its SHA-256"
+        )
+    handoff = Handoff(
+        delivery_id=claimed.delivery_id,
+        document_id=document_id,
+        document_type=doc_type.name,
+        title=doc_type.title(request.locale),
+        number=request.number,
+        issue_date=request.data.issue_date,
+        locale=request.locale,
+        retention=doc_type.retention,
+        recipient=request.recipient,
+        seller=request.data.seller,
+        pdf=pdf,
+        sha256=expected_sha256,
+        print_group=batch_print_group(claimed.batch_id) if claimed.batch_id is not None else None,
+    )
+    rt.throttle.wait(claimed.channel)
+    return handoff
+
+
+async def _send_all(
+    rt: Runtime, ready: list[tuple[ClaimedDelivery, Handoff]]
+) -> list[HandoffReceipt | BaseException]:
+    sends = (rt.channels[claimed.channel].send(handoff) for claimed, handoff in ready)
+    return await asyncio.gather(*sends, return_exceptions=True)
+
+
+def _failed(rt: Runtime, claimed: ClaimedDelivery, error: Exception) -> None:
+    """Count a failed hand-off; a transient one is noted on the delivery, its lease released for the retry."""
+    if isinstance(error, PermanentError):
+        metrics.DELIVERIES.labels(claimed.channel, "rejected").inc()
+        return
+    metrics.DELIVERIES.labels(claimed.channel, "deferred").inc()
+    code, detail = safe_detail(error)
+    with rt.db.session() as session:
+        note_delivery_error(session, claimed.delivery_id, code, detail)
+    log.warning(
+        "delivery deferred", delivery_id=str(claimed.delivery_id), channel=claimed.channel, error=code
+    )
 
 
 def _handed_off(claimed: ClaimedDelivery, receipt: HandoffReceipt) -> None:

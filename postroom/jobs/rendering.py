@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -23,6 +24,7 @@ from postroom.core.documents import (
     record_rendering,
 )
 from postroom.core.models import Document
+from postroom.core.spool import Spool
 from postroom.core.states import DeliveryStatus, DocumentStatus
 from postroom.documents.catalogue import document_type
 from postroom.documents.request import DocumentRequest
@@ -30,6 +32,7 @@ from postroom.errors import PermanentError
 from postroom.jobs import metrics
 from postroom.log import bind_ids, get_logger
 from postroom.renderer.engine import Variant
+from postroom.renderer.service import RenderedPdf
 from postroom.runtime import Runtime
 
 log = get_logger(__name__)
@@ -76,16 +79,27 @@ class RenderOrder:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A document's PDFs, spooled, and what is to be recorded of them."""
+    """A document's PDFs, and how its channels use them."""
 
     document_id: uuid.UUID
     template: TemplateUse
-    variants: list[VariantRecord]
+    pdfs: Mapping[Variant, RenderedPdf]
     channel_variants: dict[str, str]
+
+    def spool(self, spool: Spool) -> None:
+        """Write the PDFs to the spool, variants with the same bytes once (the others as links)."""
+        written: dict[str, str] = {}  # SHA-256 → the variant first written with these bytes
+        for pdf in self.pdfs.values():
+            if pdf.sha256 in written:
+                spool.link(self.document_id, pdf.variant, same_as=written[pdf.sha256])
+            else:
+                spool.write(self.document_id, pdf.variant, pdf.data)
+                written[pdf.sha256] = pdf.variant
 
     def record(self, session: Session, document: Document) -> None:
         """Record the rendering on ``document`` (locked, still in ``rendering``) and open its deliveries."""
-        record_rendering(session, document, self.template, self.variants, self.channel_variants)
+        variants = [VariantRecord(p.variant, p.sha256, len(p.data), p.pages) for p in self.pdfs.values()]
+        record_rendering(session, document, self.template, variants, self.channel_variants)
 
 
 def render_document(rt: Runtime, document_id: uuid.UUID) -> list[uuid.UUID]:
@@ -108,7 +122,8 @@ def render_document_deliveries(rt: Runtime, document_id: uuid.UUID) -> list[Pend
         if document.status is not DocumentStatus.RENDERING:
             return _pending(document)
         order = RenderOrder.of(document)
-    rendered = spool_rendering(rt, order)
+    rendered = render_order(rt, order)
+    rendered.spool(rt.spool)
     with rt.db.session() as session:
         document = locked(session, Document, document_id)
         if document is None or document.status is not DocumentStatus.RENDERING:
@@ -142,13 +157,26 @@ def render_documents(rt: Runtime, document_ids: Collection[uuid.UUID]) -> GroupR
             elif document.status is not DocumentStatus.FAILED:
                 pending[document.id] = _pending(document)
     failed: dict[uuid.UUID, Exception] = {}
+    spooling: list[tuple[Rendered, Future[None]]] = []
+    # The spool's fsyncs in a thread of their own: the next document renders meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool") as writer:
+        for order in orders:
+            bind_ids(document_id=order.document_id, batch_id=order.batch_id)
+            try:
+                rendering = render_order(rt, order)
+            except Exception as error:
+                failed[order.document_id] = error
+                continue
+            spooling.append((rendering, writer.submit(rendering.spool, rt.spool)))
     rendered: list[Rendered] = []
-    for order in orders:
-        bind_ids(document_id=order.document_id, batch_id=order.batch_id)
-        try:
-            rendered.append(spool_rendering(rt, order))
-        except Exception as error:
-            failed[order.document_id] = error
+    for rendering, written in spooling:
+        problem = written.exception()
+        if problem is None:
+            rendered.append(rendering)
+        elif isinstance(problem, Exception):
+            failed[rendering.document_id] = problem
+        else:
+            raise problem
     if rendered:
         with rt.db.session() as session:
             documents = lock_documents(session, [r.document_id for r in rendered], for_handoff=True)
@@ -162,8 +190,8 @@ def render_documents(rt: Runtime, document_ids: Collection[uuid.UUID]) -> GroupR
     return GroupRendering(pending, failed)
 
 
-def spool_rendering(rt: Runtime, order: RenderOrder) -> Rendered:
-    """Render the variants a claimed document's channels need and write them to the spool."""
+def render_order(rt: Runtime, order: RenderOrder) -> Rendered:
+    """Render the variants a claimed document's channels need."""
     request, document_id = order.request, order.document_id
     missing = [name for name in request.channels if name not in rt.channels]
     if missing:
@@ -176,13 +204,6 @@ def spool_rendering(rt: Runtime, order: RenderOrder) -> Rendered:
     metrics.RENDER_SECONDS.labels(rendering.template.engine, rendering.template.id).observe(
         time.perf_counter() - started
     )
-    spooled: dict[str, str] = {}  # SHA-256 → the variant first written with these bytes
-    for pdf in rendering.pdfs.values():
-        if pdf.sha256 in spooled:
-            rt.spool.link(document_id, pdf.variant, same_as=spooled[pdf.sha256])
-        else:
-            rt.spool.write(document_id, pdf.variant, pdf.data)
-            spooled[pdf.sha256] = pdf.variant
     template = rendering.template
     log.info(
         "document rendered",
@@ -195,7 +216,7 @@ def spool_rendering(rt: Runtime, order: RenderOrder) -> Rendered:
     return Rendered(
         document_id,
         TemplateUse(template.id, template.version, template.engine, template.sha256),
-        [VariantRecord(p.variant, p.sha256, len(p.data), p.pages) for p in rendering.pdfs.values()],
+        rendering.pdfs,
         channel_variants,
     )
 

@@ -35,7 +35,7 @@ from postroom.channels.archive.store import (
     require_aware,
 )
 from postroom.channels.base import ChannelUnavailable, DeliveryRejected
-from postroom.core.files import write_atomically
+from postroom.core.files import staged, write_atomically
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP
 RETENTION_INDEX = "retention-index"
@@ -78,29 +78,39 @@ class LocalArchiveStore:
         require_aware(retain_until)
         if hashlib.sha256(data).hexdigest() != sha256:
             raise DeliveryRejected(f"data for archive key {key} does not match its SHA-256")
-        with self._locked() as index:
-            existing = self.head(key)
-            if existing is not None:
-                if existing.sha256 != sha256:
-                    raise ArchiveConflict(f"archive key {key} already holds different content")
-                if existing.retain_until is not None and retain_until <= existing.retain_until:
-                    return existing
-                return self._set_retention(index, key, retain_until)
-            if path.exists() and _sha256(path) != sha256:
-                raise ArchiveConflict(f"archive key {key} holds an incomplete object with different content")
-            meta = {
-                "sha256": sha256,
-                "size": len(data),
-                "retain_until": retain_until.isoformat(),
-                "metadata": dict(metadata),
-            }
-            # The object, then the index entry, then the metadata: an object without metadata is
-            # incomplete and is completed by the retry; metadata never points at a missing object,
-            # and the index never lacks a date the metadata holds.
-            if not path.exists():
-                write_atomically(path, data, mode=READ_ONLY)
-            _append(index, key, retain_until)
-            write_atomically(_meta_path(path), _encode(meta), mode=READ_ONLY)
+        meta = {
+            "sha256": sha256,
+            "size": len(data),
+            "retain_until": retain_until.isoformat(),
+            "metadata": dict(metadata),
+        }
+        # Written and fsynced before the store's lock is taken, so that writers share the disk's
+        # latency and hold the lock only for the index entry.
+        object_file = staged(path, data, mode=READ_ONLY)
+        meta_file = staged(_meta_path(path), _encode(meta), mode=READ_ONLY)
+        try:
+            with self._locked() as index:
+                existing = self.head(key)
+                if existing is not None:
+                    if existing.sha256 != sha256:
+                        raise ArchiveConflict(f"archive key {key} already holds different content")
+                    if existing.retain_until is not None and retain_until <= existing.retain_until:
+                        return existing
+                    return self._set_retention(index, key, retain_until)
+                if path.exists() and _sha256(path) != sha256:
+                    raise ArchiveConflict(
+                        f"archive key {key} holds an incomplete object with different content"
+                    )
+                # The object, then the index entry, then the metadata: an object without metadata is
+                # incomplete and is completed by the retry; metadata never points at a missing object,
+                # and the index never lacks a date the metadata holds. A link never replaces a file.
+                if not path.exists():
+                    os.link(object_file, path)
+                _append(index, key, retain_until)
+                os.replace(meta_file, _meta_path(path))
+        finally:
+            object_file.unlink(missing_ok=True)
+            meta_file.unlink(missing_ok=True)
         stored = self.head(key)
         assert stored is not None
         return stored
