@@ -30,6 +30,7 @@ from postroom.channels.archive.store import (
     ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
+    already_kept,
     check_expired,
     check_extension,
     require_aware,
@@ -92,9 +93,7 @@ class LocalArchiveStore:
             with self._locked() as index:
                 existing = self.head(key)
                 if existing is not None:
-                    if existing.sha256 != sha256:
-                        raise ArchiveConflict(f"archive key {key} already holds different content")
-                    if existing.retain_until is not None and retain_until <= existing.retain_until:
+                    if already_kept(existing, sha256, retain_until):
                         return existing
                     return self._set_retention(index, key, retain_until)
                 if path.exists() and _sha256(path) != sha256:

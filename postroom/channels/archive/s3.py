@@ -13,10 +13,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from postroom.channels.archive.store import (
     CHUNK_SIZE,
-    ArchiveConflict,
     ArchivedObject,
     ArchiveObjectMissing,
     ArchiveRetained,
+    already_kept,
     check_expired,
     check_extension,
     require_aware,
@@ -87,11 +87,7 @@ class S3ArchiveStore:
         try:
             existing = self.head(key)
             if existing is not None:
-                if existing.sha256 != sha256:
-                    raise ArchiveConflict(f"archive key {key} already holds different content")
-                if existing.retain_until is not None and retain_until <= existing.retain_until:
-                    return existing
-                if not self._bucket_locks():
+                if already_kept(existing, sha256, retain_until) or not self._bucket_locks():
                     return existing
                 return self._set_retention(existing, retain_until)
             lock: dict[str, object] = {}

@@ -130,6 +130,17 @@ def check_extension(key: str, current: datetime | None, until: datetime) -> bool
     )
 
 
+def already_kept(existing: ArchivedObject, sha256: str, retain_until: datetime) -> bool:
+    """Whether ``existing``, the object under a key, already holds content ``sha256`` retained at
+    least until ``retain_until``, so that a put of it changes nothing.
+
+    Raises :class:`ArchiveConflict` if the key holds other content.
+    """
+    if existing.sha256 != sha256:
+        raise ArchiveConflict(f"archive key {existing.key} already holds different content")
+    return existing.retain_until is not None and retain_until <= existing.retain_until
+
+
 def check_expired(key: str, retain_until: datetime | None, now: datetime) -> None:
     """Raise :class:`ArchiveRetained` unless the retention of ``key`` has ended at ``now``."""
     if retain_until is not None and require_aware(now) < retain_until:
