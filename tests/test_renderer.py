@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from postroom.renderer.engine import TemplateError
 from postroom.renderer.templates import TemplateStore
-from postroom.renderer.typst import TypstEngine
+from postroom.renderer.typst import TypstEngine, empty_package_folder
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -56,6 +57,23 @@ def test_package_imports_are_refused_before_any_download(tmp_path: Path) -> None
     make_template(tmp_path, '#import "@preview/tablex:0.0.8": tablex\nhello\n')
     with pytest.raises(TemplateError, match="may not fetch packages"):
         render(tmp_path)
+
+
+def test_engines_share_one_empty_package_folder_that_nothing_plants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    first = empty_package_folder()
+    assert first == empty_package_folder()
+    assert first.parent == tmp_path
+    assert not any(first.iterdir())
+    # Something else under that name (a file, a folder with content) is not used.
+    first.rmdir()
+    first.write_text("planted", encoding="utf-8")
+    fresh = empty_package_folder()
+    assert fresh != first
+    assert fresh.is_dir()
+    assert not any(fresh.iterdir())
 
 
 def test_compile_errors_do_not_quote_data(tmp_path: Path) -> None:

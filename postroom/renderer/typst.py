@@ -9,8 +9,11 @@ fonts are ignored (only the vendored fonts), and templates importing packages
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import stat
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -28,6 +31,22 @@ _PACKAGE_IMPORT = re.compile(r"""["']@[a-z]+/""")
 _PDF_STANDARD: dict[Variant, Literal["a-3b"] | None] = {"archive": "a-3b", "print": None, "email": "a-3b"}
 
 
+def empty_package_folder() -> Path:
+    """Typst's package folder: one empty folder of this user's, shared by its processes and kept.
+
+    A folder per engine would be left behind by every worker killed outright. This one is
+    made read-only so nothing lands in it (root aside); one that is not this user's own
+    directory (say, planted in the shared temporary folder) is not used, a fresh one is.
+    """
+    folder = Path(tempfile.gettempdir()) / f"postroom-typst-packages-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=stat.S_IRWXU & ~stat.S_IWUSR)
+    info = folder.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not any(folder.iterdir()):
+        return folder
+    return Path(tempfile.mkdtemp(prefix="postroom-typst-packages-"))
+
+
 class TypstEngine:
     """Renders ``.typ`` templates with the ``typst`` Python binding."""
 
@@ -37,8 +56,7 @@ class TypstEngine:
         self.fonts = fonts.resolve()
         self._local = threading.local()
         self._checked: set[Path] = set()
-        # An empty package folder of our own, removed with the engine: nothing to import from.
-        self._packages = tempfile.TemporaryDirectory(prefix="postroom-typst-packages-")
+        self._packages = empty_package_folder()
 
     def _compiler(self, template: Template) -> typst.Compiler:
         compilers: dict[Path, typst.Compiler] = self._local.__dict__.setdefault("compilers", {})
@@ -50,8 +68,8 @@ class TypstEngine:
                 root=str(template.root),
                 font_paths=[str(self.fonts)],
                 ignore_system_fonts=True,
-                package_path=self._packages.name,
-                package_cache_path=self._packages.name,
+                package_path=str(self._packages),
+                package_cache_path=str(self._packages),
             )
             compilers[template.entry] = compiler
         return compiler
